@@ -1,0 +1,94 @@
+"""What every benchmark (dataset) gives the runner: a data spec and in-memory train/test tensors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from gvae_bench.config import ConfigBase
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The shape and kind of one sample (channels first, no batch axis).
+
+    ``value_range`` is the interval the samples live in (images are scaled to [-1, 1], the paper's
+    Section 5), or None for unbounded data such as the 2D mixtures.
+    """
+
+    shape: tuple[int, ...]
+    kind: Literal["image", "points"]
+    value_range: tuple[float, float] | None = (-1.0, 1.0)
+
+
+@dataclass
+class DataSplits:
+    """The data of one benchmark held as tensors (float32, in ``DataSpec.value_range``)."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkConfig(ConfigBase):
+    """Settings every benchmark understands.
+
+    ``train_limit``: use only the first N training samples (None: all); profiles use it to keep
+    tests fast. It is part of the resolved config, so it changes the config hash.
+    """
+
+    train_limit: int | None = None
+
+    def validate(self) -> None:
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ValueError(f"train_limit must be a positive number of samples or None, got {self.train_limit}")
+
+
+class Benchmark(ABC):
+    """A registered dataset. Subclasses set ``Config`` and implement ``spec`` and ``_load``."""
+
+    Config: ClassVar[type[BenchmarkConfig]] = BenchmarkConfig
+    registered_name: ClassVar[str]
+
+    def __init__(self, data_root: Path, config: BenchmarkConfig | None = None) -> None:
+        self.data_root = Path(data_root)
+        self.config = config if config is not None else self.Config()
+        self._splits: DataSplits | None = None
+
+    @property
+    @abstractmethod
+    def spec(self) -> DataSpec:
+        """Shape and kind of a sample."""
+
+    @abstractmethod
+    def _load(self) -> DataSplits:
+        """Read (or make) the full train and test sets."""
+
+    def load(self) -> DataSplits:
+        """The train and test tensors, loaded once and cut to ``train_limit``."""
+        if self._splits is None:
+            splits = self._load()
+            if self.config.train_limit is not None:
+                n = self.config.train_limit
+                splits.train = splits.train[:n]
+                if splits.train_labels is not None:
+                    splits.train_labels = splits.train_labels[:n]
+            self._splits = splits
+        return self._splits
+
+    @property
+    def modes(self) -> torch.Tensor | None:
+        """Centres of the true modes, for benchmarks whose modes are known exactly (else None)."""
+        return None
+
+    @property
+    def mode_std(self) -> float | None:
+        """Standard deviation of each mode, where modes are known exactly."""
+        return None

@@ -1,0 +1,188 @@
+"""Leaderboards built from run records alone, in the form of the paper's tables.
+
+For a dataset, every ``record.json`` under ``<out>/runs/<dataset>/`` is read; finished runs are
+grouped by (model, profile, config hash) and each metric becomes mean, sample standard deviation
+(ddof = 1) and n over seeds. Each table (``table4``: MMD and MS-SSIM; ``table_modes``: mode
+coverage; more as metrics declare them) is written to ``<out>/leaderboards/<dataset>/<table>.csv``
+and ``.md``. Measured rows, the real-data reference row and published rows are told apart by the
+``row_kind`` column (``measured``, ``reference``, ``published``); published values never enter a
+measured cell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gvae_bench.records import RECORD_FILE, STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, atomic_write_text, now
+
+PUBLISHED_FILE = Path(__file__).with_name("published.toml")
+TABLE_TITLES = {
+    "table4": "Table 4 form: distribution distance (MMD) and sample diversity (MS-SSIM)",
+    "table_modes": "Mode coverage on mixtures with known modes (VEEGAN's Table 1 form)",
+}
+
+
+def read_records(out: Path, dataset: str) -> list[dict[str, Any]]:
+    root = Path(out) / "runs" / dataset
+    records = []
+    for path in sorted(root.glob(f"**/{RECORD_FILE}")):
+        with open(path) as handle:
+            record = json.load(handle)
+        record["_path"] = str(path.parent)
+        records.append(record)
+    return records
+
+
+def published_rows(table: str, dataset: str) -> list[dict[str, Any]]:
+    with open(PUBLISHED_FILE, "rb") as handle:
+        rows = tomllib.load(handle)["row"]
+    return [row for row in rows if row["table"] == table and row["dataset"] == dataset]
+
+
+def _summary(values: list[float]) -> tuple[float, float, int]:
+    n = len(values)
+    mean = statistics.fmean(values) if n else math.nan
+    std = statistics.stdev(values) if n > 1 else math.nan
+    return mean, std, n
+
+
+def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
+    """The rows of one table (a DataFrame), its metric names and each metric's direction."""
+    metrics: dict[str, bool] = {}
+    for record in records:
+        for name, result in (record.get("metrics") or {}).items():
+            if result.get("table") == table and result.get("value") is not None:
+                metrics[name] = bool(result["higher_is_better"])
+    names = sorted(metrics)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[(record["model"], record["profile"], record["config_hash"])].append(record)
+
+    rows: list[dict[str, Any]] = []
+    references: dict[str, list[float]] = defaultdict(list)
+    for (model, profile, chash), group in sorted(groups.items()):
+        finished = [r for r in group if r["status"] == STATUS_FINISHED]
+        row: dict[str, Any] = {
+            "row_kind": "measured", "model": model, "profile": profile, "config_hash": chash,
+            "seeds": " ".join(str(r["seed"]) for r in sorted(finished, key=lambda r: r["seed"])),
+            "n_finished": len(finished),
+            "n_diverged": sum(r["status"] == STATUS_DIVERGED for r in group),
+            "n_failed": sum(r["status"] == STATUS_FAILED for r in group),
+            "commits": " ".join(sorted({_commit(r) for r in finished})),
+        }
+        for name in names:
+            values = [r["metrics"][name]["value"] for r in finished
+                      if r["metrics"].get(name, {}).get("value") is not None]
+            mean, std, n = _summary(values)
+            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n})
+            counts = {(r["metrics"][name]["n_generated"], r["metrics"][name]["n_real"]) for r in finished
+                      if r["metrics"].get(name, {}).get("value") is not None}
+            row[f"{name}_samples"] = "; ".join(f"{g} generated / {q} real" for g, q in sorted(counts))
+            for r in finished:
+                ref = r["metrics"].get(name, {}).get("reference")
+                if ref is not None and r["seed"] not in [s for s, _ in references[f"{name}|{profile}"]]:
+                    references[f"{name}|{profile}"].append((r["seed"], ref))
+        rows.append(row)
+
+    for profile in sorted({r["profile"] for r in rows}):
+        ref_row: dict[str, Any] = {"row_kind": "reference", "model": "real data (test set)", "profile": profile}
+        any_ref = False
+        for name in names:
+            values = [v for _, v in references.get(f"{name}|{profile}", [])]
+            mean, std, n = _summary(values)
+            any_ref |= n > 0
+            ref_row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n})
+        if any_ref:
+            rows.append(ref_row)
+
+    for pub in published_rows(table, dataset):
+        row = {"row_kind": "published", "model": pub["method"], "source": pub["source"], "protocol": pub["protocol"]}
+        for name, value in pub["values"].items():
+            row.update({f"{name}_mean": value, f"{name}_std": math.nan, f"{name}_n": math.nan})
+        rows.append(row)
+    return pd.DataFrame(rows), names, metrics
+
+
+def _commit(record: dict[str, Any]) -> str:
+    git = record.get("git") or {}
+    commit = str(git.get("commit", "unknown"))[:10]
+    return commit + ("+dirty" if git.get("dirty") else "")
+
+
+def _cell(mean: float, std: float, n: Any) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    text = f"{mean:.4g}"
+    if isinstance(n, (int, float)) and not math.isnan(n):
+        text += f" ± {std:.2g}" if not math.isnan(std) else ""
+        text += f" (n={int(n)})"
+    return text
+
+
+def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
+                dataset: str, records: list[dict[str, Any]]) -> str:
+    measured = frame[frame.row_kind == "measured"]
+    lines = [f"# {dataset}: {TABLE_TITLES.get(table, table)}", ""]
+    profiles = sorted(set(measured.profile))
+    lines.append(f"- dataset: `{dataset}`; profile(s): {', '.join(f'`{p}`' for p in profiles)}")
+    for name in names:
+        counts = sorted({c for c in measured[f"{name}_samples"] if c})
+        arrow = "higher is better" if directions[name] else "lower is better"
+        lines.append(f"- `{name}` ({arrow}): {'; '.join(counts)}")
+    commits = sorted({c for cs in measured.commits for c in cs.split()})
+    lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
+    lines.append("- cells: mean ± sample std (n = finished seeds); best measured row per profile in bold")
+    lines.append("")
+    header = ["model", "profile", "config", "seeds"] + [f"{n} {'↑' if directions[n] else '↓'}" for n in names]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best: dict[tuple[str, str], float] = {}
+    for name in names:
+        for profile in profiles:
+            col = measured[measured.profile == profile][f"{name}_mean"].dropna()
+            if len(col):
+                best[(name, profile)] = col.max() if directions[name] else col.min()
+    for _, row in frame[frame.row_kind != "published"].iterrows():
+        cells = []
+        for name in names:
+            cell = _cell(row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"])
+            if row.row_kind == "measured" and best.get((name, row.profile)) == row[f"{name}_mean"] and len(measured) > 1:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        if row.row_kind == "measured":
+            status = f"{row.seeds}" + (f" ({int(row.n_diverged)} diverged)" if row.n_diverged else "") + \
+                     (f" ({int(row.n_failed)} failed)" if row.n_failed else "")
+            lines.append(f"| {row.model} | {row.profile} | {row.config_hash} | {status} | " + " | ".join(cells) + " |")
+        else:
+            lines.append(f"| *{row.model}* (reference) | {row.profile} | | | " + " | ".join(cells) + " |")
+    published = frame[frame.row_kind == "published"]
+    if len(published):
+        lines += ["", "## Published numbers (not measured here; different protocols, see each row)", ""]
+        lines += ["| method | " + " | ".join(names) + " | source | protocol |", "|" + "---|" * (len(names) + 3)]
+        for _, row in published.iterrows():
+            cells = [_cell(row.get(f"{n}_mean", math.nan), math.nan, math.nan) for n in names]
+            lines.append(f"| {row.model} (published) | " + " | ".join(cells) + f" | {row.source} | {row.protocol} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboards(out: Path, dataset: str) -> list[Path]:
+    """Build every table that has measured values for ``dataset``; returns the files written."""
+    records = read_records(out, dataset)
+    tables = sorted({result.get("table") for r in records for result in (r.get("metrics") or {}).values()
+                     if result.get("value") is not None})
+    written: list[Path] = []
+    folder = Path(out) / "leaderboards" / dataset
+    for table in tables:
+        frame, names, directions = build_table(records, table, dataset)
+        csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
+        atomic_write_text(csv_path, frame.to_csv(index=False))
+        atomic_write_text(md_path, to_markdown(frame, names, directions, table, dataset, records))
+        written += [csv_path, md_path]
+    return written

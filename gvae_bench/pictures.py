@@ -1,0 +1,59 @@
+"""Pictures of a run: the sample grid (or scatter for 2D points) and the loss curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
+
+from benchmarks.base import DataSpec  # noqa: E402
+from gvae_bench.records import atomic_save  # noqa: E402
+
+
+def save_samples(path: Path, samples: torch.Tensor, spec: DataSpec, real: torch.Tensor | None = None,
+                 modes: torch.Tensor | None = None, title: str = "") -> None:
+    """Images: a square grid (torchvision's save_image) scaled from the data's range.
+    Points: a scatter of the samples over the real test points and the true mode centres."""
+    if spec.kind == "image":
+        nrow = max(1, int(len(samples) ** 0.5))
+        low, high = spec.value_range or (float(samples.min()), float(samples.max()))
+        grid = ((samples.float() - low) / (high - low)).clamp(0, 1)
+        atomic_save(path, lambda buffer: save_image(grid, buffer, nrow=nrow, padding=2, format="png"))
+        return
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:gray", alpha=0.3, label="real (test)")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.5, label="generated")
+    if modes is not None:
+        ax.scatter(modes[:, 0], modes[:, 1], s=40, marker="x", c="tab:red", label="mode centres")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    _save_figure(path, fig)
+
+
+def save_loss_curves(path: Path, rows: list[dict[str, float]], title: str = "") -> None:
+    """One panel per logged loss against the step."""
+    names = [key for key in (rows[0] if rows else {}) if key != "step"]
+    if not names:
+        return
+    fig, axes = plt.subplots(len(names), 1, figsize=(6, 1.8 * len(names)), dpi=100, sharex=True, squeeze=False)
+    steps = [row["step"] for row in rows]
+    for ax, name in zip(axes[:, 0], names):
+        ax.plot(steps, [row.get(name, float("nan")) for row in rows], lw=0.8)
+        ax.set_ylabel(name, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    axes[0, 0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save_figure(path, fig)
+
+
+def _save_figure(path: Path, fig) -> None:
+    atomic_save(path, lambda buffer: fig.savefig(buffer, format="png"))
+    plt.close(fig)

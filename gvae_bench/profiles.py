@@ -1,0 +1,94 @@
+"""Profiles (smoke, quick, paper) as data, and the train/eval config dataclasses they fill.
+
+The settings live in ``profiles.toml`` beside this file; see its header for the format.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gvae_bench.config import ConfigBase
+from gvae_bench.errors import UserError
+
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+
+
+@dataclass
+class TrainConfig(ConfigBase):
+    """The training loop's settings.
+
+    ``steps``: model updates (for GANs, generator updates); ``batch_size``; ``checkpoint_every``:
+    steps between atomic checkpoints; ``log_every``: steps between loss-log rows;
+    ``threads``: torch CPU threads for the run (0: leave torch's default).
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    checkpoint_every: int = 250
+    log_every: int = 10
+    threads: int = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+
+
+@dataclass
+class EvalConfig(ConfigBase):
+    """Evaluation sample counts.
+
+    ``n_samples``: generated samples, and real test samples, for the distribution metrics (MMD);
+    ``ms_ssim_pairs``: random pairs for MS-SSIM; ``mmd_block_size``: rows per block of the kernel
+    matrix; ``grid_size``: samples in the PNG grid.
+    """
+
+    n_samples: int = 5000
+    ms_ssim_pairs: int = 2000
+    mmd_block_size: int = 2048
+    grid_size: int = 64
+
+    def validate(self) -> None:
+        for name in ("n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, Any]]:
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def profile_names() -> list[str]:
+    return list(load_profiles())
+
+
+def get_profile(name: str) -> dict[str, Any]:
+    profiles = load_profiles()
+    if name not in profiles:
+        raise UserError(f"unknown profile {name!r}; profiles: {', '.join(profiles)}")
+    return profiles[name]
+
+
+def resolve_profile(name: str, model: str, benchmark: str, family: str) -> dict[str, dict[str, Any]]:
+    """The settings a profile gives one (model, benchmark, family): the sections ``train``,
+    ``eval``, ``benchmark`` and ``model`` after every matching override, in file order."""
+    profile = get_profile(name)
+    sections: dict[str, dict[str, Any]] = {
+        key: dict(profile.get(key, {})) for key in ("train", "eval", "benchmark", "model")
+    }
+    facts = {"model": model, "benchmark": benchmark, "family": family}
+    for rule in profile.get("override", []):
+        match = rule.get("match", {})
+        unknown = set(match) - set(facts)
+        if unknown:
+            raise UserError(f"profile {name}: override matches on unknown key(s) {sorted(unknown)}; use {sorted(facts)}")
+        if all(facts[key] == value for key, value in match.items()):
+            for section in sections:
+                sections[section].update(rule.get(section, {}))
+    return sections

@@ -1,0 +1,134 @@
+"""Name -> plugin registries for models, benchmarks and metrics.
+
+Plugins register themselves with a decorator (``@MODELS.register("vae")``), in the style of
+lm-evaluation-harness; the runner resolves names through these registries and never imports a
+concrete plugin. Built-in plugins are every module of the top-level packages ``models``,
+``benchmarks`` and ``metrics``; outside ones come from the entry-point groups ``gvae_bench.models``,
+``gvae_bench.benchmarks`` and ``gvae_bench.metrics`` or from files passed with ``--plugin``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import pkgutil
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Callable, Generic, Iterator, TypeVar
+
+from gvae_bench.errors import PluginError, UserError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered plugin: its name, the object (a class) and a one-line description."""
+
+    name: str
+    obj: T
+    description: str
+
+
+class Registry(Generic[T]):
+    """A mapping from names to plugin classes of one kind ("model", "benchmark" or "metric")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
+        """Class decorator: register ``obj`` under ``name``.
+
+        The description defaults to the first line of the class docstring.
+        """
+
+        def decorator(obj: T) -> T:
+            if name in self._entries and self._entries[name].obj is not obj:
+                existing = self._entries[name].obj
+                raise PluginError(
+                    f"{self.kind} name {name!r} is registered twice: by "
+                    f"{getattr(existing, '__module__', existing)} and {getattr(obj, '__module__', obj)}; "
+                    "rename one of them"
+                )
+            doc = (description or (obj.__doc__ or "").strip().splitlines() or [""])
+            line = doc if isinstance(doc, str) else doc[0]
+            setattr(obj, "registered_name", name)
+            self._entries[name] = Entry(name=name, obj=obj, description=line.strip())
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        """The plugin registered as ``name``; a ``UserError`` listing the valid names otherwise."""
+        load_plugins()
+        try:
+            return self._entries[name].obj
+        except KeyError:
+            raise UserError(
+                f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        load_plugins()
+        return sorted(self._entries)
+
+    def entries(self) -> Iterator[Entry[T]]:
+        load_plugins()
+        for name in sorted(self._entries):
+            yield self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        load_plugins()
+        return name in self._entries
+
+
+MODELS: Registry = Registry("model")
+BENCHMARKS: Registry = Registry("benchmark")
+METRICS: Registry = Registry("metric")
+
+_BUILTIN_PACKAGES = {"models": MODELS, "benchmarks": BENCHMARKS, "metrics": METRICS}
+_ENTRY_POINT_GROUPS = ("gvae_bench.models", "gvae_bench.benchmarks", "gvae_bench.metrics")
+_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every built-in plugin module and every installed entry point, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for package_name in _BUILTIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{package_name}.{info.name}")
+    for group in _ENTRY_POINT_GROUPS:
+        for ep in entry_points(group=group):
+            try:
+                ep.load()
+            except Exception as exc:  # a broken plugin must not take the built-ins down
+                log.error("plugin %s (entry point %s in %s) failed to import: %s", ep.name, ep.value, group, exc)
+
+
+def load_plugin_file(path: Path) -> None:
+    """Import a plugin from a Python file; its decorators register what it defines."""
+    load_plugins()
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"plugin file {path} does not exist; pass the path of a .py file")
+    module_name = f"gvae_bench_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin file {path} cannot be imported; pass a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise PluginError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,104 @@
+"""One run, start to finish: resolve, train in the one loop, draw pictures, evaluate, record.
+
+A run writes only its own folder, so runs may execute in any order on any executor:
+
+    record.json   status (running / finished / diverged / failed), resolved config, config hash,
+                  seed, commit, software versions, device, timings, metrics with sample counts
+    config.json   the resolved config (also saved inside every checkpoint, beside the weights)
+    losses.csv    the loss log;  losses.png  the loss curves;  samples.png  the sample grid
+    checkpoint.pt the last checkpoint (git-ignored)
+
+A finished or diverged run is not redone; a running or failed one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+import torch
+
+from gvae_bench import pictures
+from gvae_bench.errors import UserError
+from gvae_bench.evaluation import evaluate
+from gvae_bench.records import (
+    FINAL_STATUSES, STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING,
+    atomic_write_json, git_commit, now, read_record, software_versions, write_record,
+)
+from gvae_bench.runs import ResolvedRun, RunSpec, resolve
+from gvae_bench.training import seed_everything, train
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(spec: RunSpec) -> dict[str, Any]:
+    """Run ``spec`` (or skip it if its record is final) and return its record.
+
+    Bad input (``UserError``: unknown names, missing data) propagates; any other failure is
+    recorded with status ``failed`` and returned, so a sweep goes on.
+    """
+    resolved = resolve(spec)
+    run_dir = resolved.run_dir
+    existing = read_record(run_dir)
+    if existing is not None and existing.get("status") in FINAL_STATUSES:
+        log.info("%s: already %s, skipped", run_dir, existing["status"])
+        return {**existing, "skipped": True}
+    splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
+    record = _new_record(resolved, existing)
+    write_record(run_dir, record)
+    atomic_write_json(run_dir / "config.json", resolved.config())
+    try:
+        _train_and_evaluate(resolved, splits, record)
+    except UserError:
+        raise
+    except Exception as exc:  # recorded, and the sweep goes on
+        record.update(status=STATUS_FAILED, ended=now(), reason=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8))
+        log.error("%s failed: %s", run_dir, record["reason"])
+    write_record(run_dir, record)
+    return record
+
+
+def _new_record(resolved: ResolvedRun, existing: dict[str, Any] | None) -> dict[str, Any]:
+    spec = resolved.spec
+    return {
+        "status": STATUS_RUNNING,
+        "model": spec.model,
+        "benchmark": spec.benchmark,
+        "profile": spec.profile,
+        "seed": spec.seed,
+        "config": resolved.config(),
+        "config_hash": resolved.config_hash,
+        "git": git_commit(),
+        "versions": software_versions(),
+        "device": spec.device,
+        "started": (existing or {}).get("started", now()),
+        "attempts": int((existing or {}).get("attempts", 0)) + 1,
+    }
+
+
+def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -> None:
+    spec, run_dir = resolved.spec, resolved.run_dir
+    if resolved.train.threads:
+        torch.set_num_threads(resolved.train.threads)
+    device = torch.device(spec.device)
+    seed_everything(spec.seed)
+    model = resolved.model_cls(resolved.model_config, resolved.benchmark.spec).to(device)
+    description = f"{spec.model}/{spec.benchmark}/seed{spec.seed}"
+    outcome = train(model, splits.train.to(device), resolved.train, run_dir, spec.seed, description)
+    record.update(steps_done=outcome.steps_done, resumed_from_step=outcome.resumed_from,
+                  train_seconds=round(outcome.seconds, 2))
+    pictures.save_loss_curves(run_dir / "losses.png", outcome.loss_log, title=description)
+    if outcome.status == STATUS_DIVERGED:
+        record.update(status=STATUS_DIVERGED, ended=now(), reason=outcome.reason)
+        log.warning("%s diverged: %s", run_dir, outcome.reason)
+        return
+    record["metrics"] = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed)
+    torch.manual_seed(spec.seed)
+    grid = model.sample_in_batches(resolved.eval.grid_size if resolved.benchmark.spec.kind == "image"
+                                   else resolved.eval.n_samples)
+    pictures.save_samples(run_dir / "samples.png", grid, resolved.benchmark.spec,
+                          real=splits.test[: resolved.eval.n_samples], modes=resolved.benchmark.modes,
+                          title=description)
+    record.update(status=STATUS_FINISHED, ended=now())

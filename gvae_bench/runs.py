@@ -1,0 +1,96 @@
+"""From names to a fully resolved run: the one place where configs are assembled and hashed.
+
+A ``RunSpec`` is what the sweep is made of (model, benchmark, profile, seed, overrides); resolving
+it builds the config dataclasses, validated, and the run folder:
+
+    <out>/runs/<benchmark>/<model>/<profile>-<config hash>/seed<seed>/
+
+The hash covers everything that changes the result except the seed (model, benchmark, their
+configs, train and eval settings), so the seeds of one configuration sit side by side and the
+leaderboard groups them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.base import Benchmark
+from gvae_bench.config import config_hash
+from gvae_bench.profiles import EvalConfig, TrainConfig, resolve_profile
+from gvae_bench.registry import BENCHMARKS, MODELS
+from models.base import GenerativeModel, ModelConfig
+from models.networks import family_for
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep. ``model_overrides`` are applied after the profile (e.g. a latent size)."""
+
+    model: str
+    benchmark: str
+    profile: str
+    seed: int
+    data_root: Path
+    out: Path
+    device: str = "cpu"
+    model_overrides: tuple[tuple[str, Any], ...] = field(default=())
+
+
+@dataclass
+class ResolvedRun:
+    """A run with every setting decided: what the run record stores as its config."""
+
+    spec: RunSpec
+    model_cls: type[GenerativeModel]
+    benchmark: Benchmark
+    model_config: ModelConfig
+    train: TrainConfig
+    eval: EvalConfig
+    family: str
+
+    def config(self) -> dict[str, Any]:
+        """The resolved config (JSON-able), without seed, device or paths."""
+        return {
+            "model": self.spec.model,
+            "model_config": self.model_config.to_dict(),
+            "benchmark": self.spec.benchmark,
+            "benchmark_config": self.benchmark.config.to_dict(),
+            "network_family": self.family,
+            "profile": self.spec.profile,
+            "train": self.train.to_dict(),
+            "eval": self.eval.to_dict(),
+        }
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config())
+
+    @property
+    def run_dir(self) -> Path:
+        return (
+            Path(self.spec.out) / "runs" / self.spec.benchmark / self.spec.model
+            / f"{self.spec.profile}-{self.config_hash}" / f"seed{self.spec.seed}"
+        )
+
+
+def resolve(spec: RunSpec) -> ResolvedRun:
+    """Look the names up in the registries and apply the profile and the overrides."""
+    model_cls = MODELS.get(spec.model)
+    benchmark_cls = BENCHMARKS.get(spec.benchmark)
+    shape_probe = benchmark_cls(spec.data_root)  # default config: only its spec is read
+    family = family_for(shape_probe.spec.shape).name
+    sections = resolve_profile(spec.profile, spec.model, spec.benchmark, family)
+    benchmark = benchmark_cls(spec.data_root, benchmark_cls.Config.from_dict(sections["benchmark"]))
+    model_config = model_cls.Config.from_dict({**sections["model"], **dict(spec.model_overrides)})
+    model_config = model_config.for_data(benchmark.spec)
+    return ResolvedRun(
+        spec=spec,
+        model_cls=model_cls,
+        benchmark=benchmark,
+        model_config=model_config,
+        train=TrainConfig.from_dict(sections["train"]),
+        eval=EvalConfig.from_dict(sections["eval"]),
+        family=family,
+    )

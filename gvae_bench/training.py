@@ -1,0 +1,182 @@
+"""The one training loop every model goes through.
+
+It seeds python, numpy and torch; feeds the model batches from tensors held in memory (on the
+run's device); shows a tqdm bar with the current losses; keeps a loss log; writes checkpoints
+atomically every ``checkpoint_every`` steps and at the end; resumes from the last checkpoint
+(weights, optimisers, the batch stream and every RNG state, so a resumed run continues exactly as
+an uninterrupted one would); and stops with status ``diverged`` at the first non-finite loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gvae_bench.profiles import TrainConfig
+from gvae_bench.records import atomic_save, atomic_write_text
+from models.base import GenerativeModel
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+LOSS_LOG_FILE = "losses.csv"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's (CPU and CUDA) random number generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class BatchStream:
+    """Shuffled epochs over a tensor that stays in memory on its device (no DataLoader).
+
+    Each call returns the next ``batch_size`` rows; a new permutation is drawn (from its own
+    seeded generator) when an epoch runs out. Its state is part of every checkpoint.
+    """
+
+    def __init__(self, data: torch.Tensor, batch_size: int, seed: int) -> None:
+        if batch_size > len(data):
+            raise ValueError(f"batch_size {batch_size} is larger than the {len(data)} training samples")
+        self.data = data
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(data), generator=self.generator)
+        self.position = 0
+        self.epoch = 0
+
+    def __call__(self) -> torch.Tensor:
+        if self.position + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.data), generator=self.generator)
+            self.position = 0
+            self.epoch += 1
+        index = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return self.data[index.to(self.data.device)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": self.order, "position": self.position, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.position, self.epoch = state["order"], state["position"], state["epoch"]
+
+
+@dataclass
+class TrainOutcome:
+    """How training ended: ``finished`` or ``diverged`` (with the step and the losses)."""
+
+    status: str
+    steps_done: int
+    resumed_from: int
+    seconds: float
+    loss_log: list[dict[str, float]] = field(default_factory=list)
+    reason: str | None = None
+
+
+def _write_loss_log(path: Path, rows: list[dict[str, float]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or ["step"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _save_checkpoint(path: Path, model: GenerativeModel, stream: BatchStream, step: int,
+                     rows: list[dict[str, float]], seconds: float) -> None:
+    state = {
+        "step": step,
+        "model_name": model.registered_name,
+        "model_config": model.config.to_dict(),
+        "model": model.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in model.optimizers().items()},
+        "batch_stream": stream.state_dict(),
+        "rng": _rng_state(),
+        "loss_log": rows,
+        "train_seconds": seconds,
+    }
+    atomic_save(path, lambda buffer: torch.save(state, buffer))
+
+
+def load_weights(model: GenerativeModel, run_dir: Path) -> int:
+    """Load the weights of a run's last checkpoint into ``model``; returns its step."""
+    state = torch.load(Path(run_dir) / CHECKPOINT_FILE, map_location=model.device, weights_only=False)
+    model.load_state_dict(state["model"])
+    return int(state["step"])
+
+
+def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig, run_dir: Path,
+          seed: int, description: str = "train") -> TrainOutcome:
+    """Train ``model`` for ``config.steps`` steps, resuming from ``run_dir`` if it holds a checkpoint.
+
+    The caller seeds the RNGs before building the model (so initial weights follow the seed);
+    this function restores them from the checkpoint on resume.
+    """
+    run_dir = Path(run_dir)
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    stream = BatchStream(train_data, config.batch_size, seed)
+    rows: list[dict[str, float]] = []
+    start, seconds_before = 0, 0.0
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=model.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        for name, opt in model.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        stream.load_state_dict(state["batch_stream"])
+        _set_rng_state(state["rng"])
+        rows, start, seconds_before = state["loss_log"], int(state["step"]), float(state["train_seconds"])
+        log.info("%s: resuming from the checkpoint at step %d of %d", description, start, config.steps)
+
+    model.train()
+    began = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=start, desc=description, unit="step", dynamic_ncols=True, leave=False)
+    try:
+        for step in range(start + 1, config.steps + 1):
+            losses = model.train_step(stream)
+            bar.update(1)
+            if not all(math.isfinite(value) for value in losses.values()):
+                rows.append({"step": step, **losses})
+                _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
+                bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+                return TrainOutcome("diverged", step, start, seconds_before + time.perf_counter() - began,
+                                    rows, reason=f"non-finite loss at step {step}: {bad}")
+            if step % config.log_every == 0 or step == config.steps:
+                rows.append({"step": step, **losses})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                elapsed = seconds_before + time.perf_counter() - began
+                _save_checkpoint(checkpoint_path, model, stream, step, rows, elapsed)
+                _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
+    finally:
+        bar.close()
+    return TrainOutcome("finished", config.steps, start, seconds_before + time.perf_counter() - began, rows)

@@ -1,0 +1,103 @@
+"""The contract of a registered metric and the evaluation context it reads samples from.
+
+A metric is a pure function of tensors (tested against references) plus a thin registered
+wrapper, a ``Metric`` subclass, that states what it needs, which direction is better, which
+leaderboard it belongs to, and fetches its samples from the ``EvalContext``. A model or benchmark
+lacking what a metric needs gets "n/a" with the reason, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from benchmarks.base import Benchmark, DataSplits
+from gvae_bench.profiles import EvalConfig
+from models.base import GenerativeModel
+
+# What a metric may need: model capabilities and facts about the benchmark.
+NEEDS_SAMPLES, NEEDS_ENCODER, NEEDS_RECONSTRUCTION = "sample", "encode", "reconstruct"
+NEEDS_IMAGES, NEEDS_KNOWN_MODES = "images", "known_modes"
+
+
+@dataclass
+class MetricResult:
+    """One metric's value with the sample counts behind it.
+
+    ``reference``: the same quantity on real test data where that makes sense (MS-SSIM's real-data
+    row), else None. ``details``: settings that produced the value (bandwidth, pairs, ...).
+    """
+
+    value: float
+    n_generated: int
+    n_real: int
+    reference: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalContext:
+    """What metrics read: the trained model, the benchmark, its data and the sample counts.
+
+    Generated samples are drawn once (as many as the largest request) and shared by every metric;
+    real test samples are a seeded random subset, the same for every model at a given seed.
+    """
+
+    model: GenerativeModel
+    benchmark: Benchmark
+    splits: DataSplits
+    config: EvalConfig
+    seed: int
+    _generated: torch.Tensor | None = None
+
+    def generated(self, n: int) -> torch.Tensor:
+        """``n`` samples from the model (CPU, float32, in the data's range)."""
+        if self._generated is None or len(self._generated) < n:
+            torch.manual_seed(self.seed + 1_000_003)
+            self._generated = self.model.sample_in_batches(max(n, self.config.n_samples))
+        return self._generated[:n]
+
+    def real_test(self, n: int) -> torch.Tensor:
+        """``n`` test samples, a random subset seeded by the run's seed (all if n >= test size)."""
+        test = self.splits.test
+        if n >= len(test):
+            return test
+        order = torch.randperm(len(test), generator=self.generator("real_test"))
+        return test[order[:n]]
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A CPU generator seeded from the run's seed and ``purpose`` (stable across processes)."""
+        digest = int(hashlib.sha256(f"{self.seed}:{purpose}".encode()).hexdigest()[:15], 16)
+        return torch.Generator().manual_seed(digest)
+
+
+class Metric(ABC):
+    """Base of a registered metric."""
+
+    registered_name: ClassVar[str]
+    higher_is_better: ClassVar[bool] = False
+    table: ClassVar[str] = "table4"
+    needs: ClassVar[frozenset[str]] = frozenset({NEEDS_SAMPLES})
+
+    def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
+        """What this metric needs that the model or benchmark lacks (empty: it applies)."""
+        have = set()
+        if model.can_sample:
+            have.add(NEEDS_SAMPLES)
+        if model.can_encode:
+            have.add(NEEDS_ENCODER)
+        if model.can_reconstruct:
+            have.add(NEEDS_RECONSTRUCTION)
+        if benchmark.spec.kind == "image":
+            have.add(NEEDS_IMAGES)
+        if benchmark.modes is not None:
+            have.add(NEEDS_KNOWN_MODES)
+        return sorted(self.needs - have)
+
+    @abstractmethod
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        """Evaluate on the context's samples."""

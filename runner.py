@@ -1,0 +1,178 @@
+"""gvae-bench command line: the only code that talks to the terminal.
+
+    python runner.py --models vae,wgan_gp --dataset mnist --profile quick
+    python runner.py list
+    python runner.py leaderboard --dataset mnist
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from gvae_bench.errors import UserError
+
+DATA_ROOT_ENV = "GVAE_BENCH_DATA"
+log = logging.getLogger("gvae_bench")
+
+
+class CLIError(click.ClickException):
+    """A one-line 'Error: ...' on stderr and exit status 2."""
+
+    exit_code = 2
+
+
+def _names(text: str, what: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise CLIError(f"--{what} needs at least one name, e.g. --{what} vae,wgan_gp")
+    return names
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}") from None
+    if not values:
+        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}")
+    return values
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise CLIError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+    return choice
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--models", "models_text", metavar="A,B", help="Comma-separated registered model names (see `runner.py list`).")
+@click.option("--dataset", metavar="NAME", help="A registered benchmark name, e.g. mnist, fashion_mnist, ring8, grid25.")
+@click.option("--profile", default="quick", show_default=True, metavar="NAME",
+              help="Settings table from gvae_bench/profiles.toml: smoke (seconds, for tests), quick (minutes on a CPU), paper (the paper's settings, for a GPU).")
+@click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds; one run per model and seed.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train and evaluate; auto takes CUDA when torch sees it.")
+@click.option("--executor", default="local", show_default=True, help="How the runs of the sweep are executed (local: one after another here).")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(path_type=Path),
+              help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
+@click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
+@click.pass_context
+def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, data_root, out, device, executor, plugins, verbose):
+    """Train generative models on a benchmark with one shared runner, evaluate them with one
+    metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
+
+    Example: python runner.py --models vae,wgan_gp --dataset mnist --profile quick --seeds 0,1,2
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj.update(plugins=plugins)
+    _load_plugins(plugins)
+    if ctx.invoked_subcommand is not None:
+        return
+    if not models_text or not dataset:
+        raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
+    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, data_root, out, device, executor))
+
+
+def _load_plugins(plugins) -> None:
+    from gvae_bench.registry import load_plugin_file, load_plugins
+
+    def load() -> None:
+        load_plugins()
+        for path in plugins:
+            load_plugin_file(path)
+
+    _guard(load)
+
+
+def _guard(action):
+    """Turn bad input into a one-line error with exit status 2."""
+    try:
+        return action()
+    except UserError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _sweep(models_text, dataset, profile, seeds_text, data_root, out, device, executor_name) -> None:
+    from gvae_bench.executors import get_executor
+    from gvae_bench.leaderboard import write_leaderboards
+    from gvae_bench.profiles import get_profile
+    from gvae_bench.registry import BENCHMARKS, MODELS
+    from gvae_bench.runs import RunSpec
+
+    models = _names(models_text, "models")
+    seeds = _ints(seeds_text, "--seeds")
+    for name in models:
+        MODELS.get(name)
+    BENCHMARKS.get(dataset)
+    get_profile(profile)
+    executor = get_executor(executor_name)
+    root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    specs = [RunSpec(model=m, benchmark=dataset, profile=profile, seed=s, data_root=root, out=out, device=_device(device))
+             for m in models for s in seeds]
+    click.echo(f"{len(specs)} run(s): {', '.join(models)} on {dataset}, profile {profile}, seeds {seeds_text}", err=True)
+    problems = []
+    for record in executor.run(specs):
+        label = f"{record['model']} seed {record['seed']}"
+        if record.get("skipped"):
+            click.echo(f"  {label}: already {record['status']}, skipped", err=True)
+        else:
+            click.echo(f"  {label}: {record['status']}" + (f" ({record.get('reason')})" if record.get("reason") else ""), err=True)
+        if record["status"] != "finished":
+            problems.append(label)
+    for path in write_leaderboards(out, dataset):
+        if path.suffix == ".md":
+            click.echo(f"leaderboard: {path}")
+    if problems:
+        click.echo(f"{len(problems)} run(s) did not finish: {', '.join(problems)} (see their record.json)", err=True)
+        sys.exit(1)
+
+
+@cli.command("list")
+def list_command() -> None:
+    """Print every registered model, benchmark and metric with a one-line description."""
+    from gvae_bench.profiles import load_profiles
+    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
+
+    for title, registry in (("models", MODELS), ("benchmarks", BENCHMARKS), ("metrics", METRICS)):
+        click.echo(f"{title}:")
+        for entry in registry.entries():
+            click.echo(f"  {entry.name:<16} {entry.description}")
+    click.echo("profiles:")
+    for name, profile in load_profiles().items():
+        click.echo(f"  {name:<16} {profile.get('description', '')}")
+
+
+@cli.command("leaderboard")
+@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose run records to tabulate.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+def leaderboard_command(dataset: str, out: Path) -> None:
+    """Rebuild the leaderboards of one dataset from its run records alone."""
+    from gvae_bench.leaderboard import write_leaderboards
+
+    paths = write_leaderboards(out, dataset)
+    if not paths:
+        raise CLIError(f"no finished run records under {out / 'runs' / dataset}; run a sweep first")
+    for path in paths:
+        click.echo(f"leaderboard: {path}")
+
+
+def main() -> None:
+    cli(prog_name="runner.py")
+
+
+if __name__ == "__main__":
+    main()
