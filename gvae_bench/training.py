@@ -159,7 +159,8 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
 
     model.train()
     began = time.perf_counter()
-    bar = tqdm(total=config.steps, initial=start, desc=description, unit="step", dynamic_ncols=True, leave=False)
+    bar = tqdm(total=config.steps, initial=start, desc=description, unit="step", dynamic_ncols=True, leave=False,
+                disable=None)  # None: shown on a terminal, silent in logs and CI
     try:
         for step in range(start + 1, config.steps + 1):
             losses = model.train_step(stream)

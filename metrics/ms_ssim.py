@@ -1,0 +1,397 @@
+"""Multi-scale structural similarity (MS-SSIM) as pure tensor functions, and the pairwise-diversity score built on it.
+
+References
+----------
+[Wang2003] Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality assessment",
+    Proc. 37th Asilomar Conference on Signals, Systems and Computers, 2003, pp. 1398-1402.
+    doi:10.1109/ACSSC.2003.1292216
+[Wang2004] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error visibility
+    to structural similarity", IEEE Trans. Image Processing 13(4):600-612, 2004 (SSIM, K1 = 0.01, K2 = 0.03,
+    11x11 Gaussian window with sigma 1.5, statistics over the 'valid' window positions).
+[Odena2017] A. Odena, C. Olah, J. Shlens, "Conditional Image Synthesis with Auxiliary Classifier GANs", ICML 2017,
+    arXiv:1610.09585 (mean MS-SSIM over random pairs of samples as a diversity score).
+[torchmetrics] Lightning-AI/torchmetrics (GitHub), ``torchmetrics.functional.image.ssim``;
+    see issue #2718 and pull request #2721 for its padding conventions.
+
+Definition used here
+--------------------
+For images a, b (values in [0, L], L = data_range), a normalised Gaussian window w of ``kernel_size`` taps and
+standard deviation ``sigma`` (truncated to those taps, applied separably as a row then a column filter, 'valid'
+convolution, i.e. no padding, per channel), and C1 = (K1 L)^2, C2 = (K2 L)^2 with K1 = 0.01, K2 = 0.03::
+
+    mu_a = w * a,  mu_b = w * b
+    s_a^2 = max(w * a^2 - mu_a^2, 0),  s_b^2 = max(w * b^2 - mu_b^2, 0),  s_ab = w * (a b) - mu_a mu_b
+    l  = (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1)          (luminance)
+    cs = (2 s_ab + C2) / (s_a^2 + s_b^2 + C2)                (contrast * structure)
+
+At scales j = 1..S (scale 1 = full resolution, each next scale = 2x2 average pooling of the previous, odd sizes
+floored)::
+
+    CS_j   = max(mean_{c, x, y} cs_j, 0)                          for j < S
+    SSIM_S = max(mean_{c, x, y} (l_S * cs_S), 0)
+    MS-SSIM(a, b) = SSIM_S^{beta_S} * prod_{j<S} CS_j^{beta_j}
+
+The max(., 0) ("relu" normalisation, as torchmetrics ``normalize="relu"``) keeps the fractional powers defined when
+a mean cs or ssim is negative (anti-correlated images); such a factor then contributes 0.
+
+Comparison with torchmetrics 1.9.0 ``multiscale_structural_similarity_index_measure``
+-------------------------------------------------------------------------------------
+Constants, variance clamping, relu normalisation, 2x2 average pooling, channel/space averaging and the weighted
+product are the same. It differs in two ways, so it cannot reproduce this module's default setting exactly:
+
+1. Window size. With ``gaussian_kernel=True`` torchmetrics builds its window with ``int(3.5 * sigma + 0.5) * 2 + 1``
+   taps (11 for sigma = 1.5) and uses its ``kernel_size`` argument only for its input-size check; so
+   ``kernel_size=7, sigma=1.5`` there is an 11-tap window (noted in torchmetrics issue #2718).
+2. Padding at the last scale. torchmetrics reflect-pads each image by (taps - 1) / 2 before filtering. The cs maps
+   are then cropped by that pad, which is exactly the 'valid' map used here, but the last-scale SSIM map is
+   averaged over the whole padded ('same'-size) map, including positions whose windows reach into the reflected
+   border (the crop was removed in torchmetrics PR #2721).
+
+Consequently this implementation equals torchmetrics exactly (up to float rounding) when the window tap count equals
+``int(3.5 * sigma + 0.5) * 2 + 1`` and the last-scale SSIM is computed on the valid region; tests/test_ms_ssim.py
+checks this against torchmetrics' public per-scale SSIM functions, and against the public MS-SSIM function itself
+on image pairs that coincide at the last scale (where the padding choice cannot matter).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "STANDARD_MS_SSIM_BETAS",
+    "MSSSIMSettings",
+    "ms_ssim",
+    "mean_pairwise_ms_ssim",
+]
+
+#: Weights of the standard 5-scale MS-SSIM [Wang2003], finest scale first.
+STANDARD_MS_SSIM_BETAS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+_K1 = 0.01
+_K2 = 0.03
+
+
+def _renormalised_standard_betas(n_scales: int) -> tuple[float, ...]:
+    first = STANDARD_MS_SSIM_BETAS[:n_scales]
+    total = sum(first)
+    return tuple(b / total for b in first)
+
+
+@dataclass(frozen=True)
+class MSSSIMSettings:
+    """MS-SSIM parameters; the defaults are the setting chosen for 28 x 28 px images.
+
+    The standard MS-SSIM [Wang2003] uses 5 scales, an 11-tap Gaussian window with sigma 1.5 and weights
+    (0.0448, 0.2856, 0.3001, 0.2363, 0.1333). With 'valid' filtering the coarsest scale must still hold one whole
+    window, so 5 scales of an 11-tap window need images of at least 11 * 2^4 = 176 px per side. (torchmetrics'
+    check, ``H // (S-1)^2 > kernel_size - 1``, also rejects anything below 176 px for that setting, though its
+    message says "larger than 160".) 28 px images cannot take that.
+
+    Chosen setting for 28 px images: 3 scales (28, 14, 7 px) with a 7-tap Gaussian window, sigma 1.5 (the window is
+    the sigma-1.5 Gaussian truncated to +-3 px and renormalised), and the first three standard weights renormalised
+    to sum to 1::
+
+        betas = (0.0448, 0.2856, 0.3001) / 0.6305 = (0.07105..., 0.45297..., 0.47597...)
+
+    At 28 px the valid maps are 22 x 22, 8 x 8 and 1 x 1 (the last scale is a single 7 x 7 window).
+
+    Attributes:
+        kernel_size: number of Gaussian window taps per axis; odd, >= 3.
+        sigma: standard deviation of the Gaussian window in pixels; > 0.
+        betas: one positive exponent per scale, finest first; the number of scales is ``len(betas)``.
+        data_range: L, the value range of the images ([0, L]); sets C1 = (0.01 L)^2 and C2 = (0.03 L)^2.
+    """
+
+    kernel_size: int = 7
+    sigma: float = 1.5
+    betas: tuple[float, ...] = _renormalised_standard_betas(3)
+    data_range: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.kernel_size, bool) or not isinstance(self.kernel_size, int):
+            raise ValueError(f"kernel_size must be an odd integer >= 3, got {self.kernel_size!r}.")
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd integer >= 3 (the window needs a centre tap), got {self.kernel_size}.")
+        sigma = float(self.sigma)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"sigma must be a positive finite number, got {self.sigma!r}.")
+        try:
+            betas = tuple(float(b) for b in self.betas)
+        except TypeError:
+            raise ValueError(f"betas must be a non-empty sequence of positive numbers, got {self.betas!r}.") from None
+        if len(betas) == 0:
+            raise ValueError("betas must be non-empty: one positive weight per scale, finest scale first.")
+        if not all(math.isfinite(b) and b > 0 for b in betas):
+            raise ValueError(f"every beta must be a positive finite number, got {betas}.")
+        data_range = float(self.data_range)
+        if not (math.isfinite(data_range) and data_range > 0):
+            raise ValueError(f"data_range must be a positive finite number (e.g. 1.0 for [0, 1] images), got {self.data_range!r}.")
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "betas", betas)
+        object.__setattr__(self, "data_range", data_range)
+
+    @property
+    def num_scales(self) -> int:
+        """Number of scales S = len(betas)."""
+        return len(self.betas)
+
+    def min_image_size(self) -> int:
+        """Smallest image side that fits: ``kernel_size * 2^(S - 1)``.
+
+        After S - 1 rounds of 2x2 average pooling (which floors odd sizes) a side of H becomes
+        floor(H / 2^(S-1)), and the valid filtering at the coarsest scale needs that to be >= kernel_size;
+        this holds exactly when H >= kernel_size * 2^(S-1). 28 px for the default setting.
+        """
+        return self.kernel_size * 2 ** (self.num_scales - 1)
+
+    def gaussian_window(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+        """The 1-D window: w_t proportional to exp(-t^2 / (2 sigma^2)) for t = -(k-1)/2 .. (k-1)/2, summing to 1."""
+        half = (self.kernel_size - 1) / 2
+        t = torch.linspace(-half, half, self.kernel_size, dtype=torch.float64)
+        w = torch.exp(-(t**2) / (2.0 * self.sigma**2))
+        return (w / w.sum()).to(dtype=dtype, device=device)
+
+
+def _working_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def _check_pair_batch(a: torch.Tensor, b: torch.Tensor, settings: MSSSIMSettings) -> None:
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(t).__name__}.")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(t.shape)}.")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape (N, C, H, W); got {tuple(a.shape)} and {tuple(b.shape)}.")
+    if a.device != b.device:
+        raise ValueError(f"a and b must be on the same device; got {a.device} and {b.device}.")
+    if not isinstance(settings, MSSSIMSettings):
+        raise ValueError(f"settings must be an MSSSIMSettings, got {type(settings).__name__}.")
+    h, w = a.shape[-2:]
+    need = settings.min_image_size()
+    if h < need or w < need:
+        raise ValueError(
+            f"images of {h} x {w} px are too small for MS-SSIM with {settings.num_scales} scales and a "
+            f"{settings.kernel_size}-tap window: each side must be >= kernel_size * 2^(scales - 1) = "
+            f"{settings.kernel_size} * 2^{settings.num_scales - 1} = {need} px, so that the coarsest scale still "
+            f"holds one whole window. Use fewer scales (shorter betas) or a smaller kernel_size."
+        )
+
+
+def _check_range(t: torch.Tensor, name: str, data_range: float) -> None:
+    if t.numel() == 0:
+        return
+    lo, hi = float(t.min()), float(t.max())
+    tol = 1e-4 * data_range
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -tol or hi > data_range + tol:
+        raise ValueError(
+            f"{name} must hold values in [0, data_range] = [0, {data_range:g}]; found values in [{lo:g}, {hi:g}]. "
+            f"Rescale the images (e.g. from [-1, 1] to [0, 1]) or set data_range accordingly."
+        )
+
+
+def _filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filtering of each channel of x (B, C, H, W) -> (B, C, H-k+1, W-k+1)."""
+    c = x.shape[1]
+    k = window.numel()
+    w_rows = window.view(1, 1, k, 1).expand(c, 1, k, 1).contiguous()
+    w_cols = window.view(1, 1, 1, k).expand(c, 1, 1, k).contiguous()
+    return F.conv2d(F.conv2d(x, w_rows, groups=c), w_cols, groups=c)
+
+
+def _ssim_maps(
+    a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, c1: float, c2: float, with_luminance: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Valid-region cs map and (optionally) luminance map for a batch of pairs."""
+    n = a.shape[0]
+    stats = _filter(torch.cat((a, b, a * a, b * b, a * b), dim=0), window)
+    mu_a, mu_b, e_aa, e_bb, e_ab = stats.split(n)
+    mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    var_a = (e_aa - mu_aa).clamp_min(0.0)
+    var_b = (e_bb - mu_bb).clamp_min(0.0)
+    cov = e_ab - mu_ab
+    cs = (2.0 * cov + c2) / (var_a + var_b + c2)
+    lum = (2.0 * mu_ab + c1) / (mu_aa + mu_bb + c1) if with_luminance else None
+    return cs, lum
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor, settings: MSSSIMSettings) -> torch.Tensor:
+    """Per-pair MS-SSIM [Wang2003] of two image batches.
+
+    Maths (see the module docstring for the full definition): with the valid-filtered SSIM statistics of
+    [Wang2004] (K1 = 0.01, K2 = 0.03, Gaussian window of ``settings.kernel_size`` taps and ``settings.sigma``,
+    applied separably per channel) at S = len(betas) scales obtained by 2x2 average pooling::
+
+        MS-SSIM(a, b) = max(mean(l_S cs_S), 0)^{beta_S} * prod_{j<S} max(mean(cs_j), 0)^{beta_j}
+
+    where each mean is over channels and valid spatial positions. Negative mean cs / ssim values are clamped at 0
+    before the powers (the "relu" normalisation, torchmetrics ``normalize="relu"``), so the fractional powers are
+    defined. Identical images give exactly 1 (up to float rounding).
+
+    Relation to torchmetrics 1.9.0 ``multiscale_structural_similarity_index_measure(..., normalize="relu",
+    reduction="none")``: identical except that torchmetrics derives its window length from sigma
+    (``int(3.5 sigma + 0.5) * 2 + 1`` taps, ignoring ``kernel_size``) and averages its last-scale SSIM map over a
+    reflect-padded 'same'-size map rather than the valid region; see the module docstring.
+
+    Args:
+        a, b: image batches, shape (N, C, H, W), values in [0, settings.data_range] (checked with a 1e-4 * L
+            tolerance), H and W >= settings.min_image_size(). Any device; float64 inputs are computed in float64,
+            everything else in float32.
+        settings: window, scale weights and data range.
+
+    Returns:
+        Tensor of shape (N,) on the input device: MS-SSIM of each pair (a[i], b[i]), in [0, 1].
+
+    Raises:
+        ValueError: on shape/device mismatch, non-4-D input, images smaller than ``settings.min_image_size()``,
+            or values outside [0, data_range].
+    """
+    _check_pair_batch(a, b, settings)
+    _check_range(a, "a", settings.data_range)
+    _check_range(b, "b", settings.data_range)
+    dtype = _working_dtype(a) if a.dtype == b.dtype else torch.float32
+    x = a.to(dtype)
+    y = b.to(dtype)
+    window = settings.gaussian_window(dtype=dtype, device=x.device)
+    c1 = (_K1 * settings.data_range) ** 2
+    c2 = (_K2 * settings.data_range) ** 2
+
+    factors = []
+    n_scales = settings.num_scales
+    for j in range(n_scales):
+        last = j == n_scales - 1
+        cs_map, lum_map = _ssim_maps(x, y, window, c1, c2, with_luminance=last)
+        if last:
+            value = (lum_map * cs_map).flatten(1).mean(dim=1)
+        else:
+            value = cs_map.flatten(1).mean(dim=1)
+            x = F.avg_pool2d(x, kernel_size=2)
+            y = F.avg_pool2d(y, kernel_size=2)
+        factors.append(torch.relu(value))
+    stacked = torch.stack(factors, dim=0)  # (S, N)
+    betas = torch.tensor(settings.betas, dtype=stacked.dtype, device=stacked.device).view(-1, 1)
+    return torch.prod(stacked**betas, dim=0)
+
+
+def _sample_distinct_pairs(
+    n_images: int, n_pairs: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_pairs ordered pairs (i, j), i != j, uniform over the n(n-1) ordered pairs, drawn on the generator's device.
+
+    i ~ U{0..n-1}; j' ~ U{0..n-2}; j = j' + (j' >= i), which maps j' one-to-one onto {0..n-1} minus {i}.
+    """
+    device = generator.device
+    i = torch.randint(0, n_images, (n_pairs,), generator=generator, device=device)
+    j = torch.randint(0, n_images - 1, (n_pairs,), generator=generator, device=device)
+    j = j + (j >= i).to(j.dtype)
+    return i, j
+
+
+def mean_pairwise_ms_ssim(
+    images: torch.Tensor,
+    n_pairs: int,
+    settings: MSSSIMSettings,
+    generator: torch.Generator,
+    batch_size: int = 500,
+) -> float:
+    """Mean MS-SSIM over random pairs of distinct images: a sample-diversity score (lower = more diverse).
+
+    Draws ``n_pairs`` ordered index pairs (i, j) with i != j, uniformly over all such pairs and independently
+    (with replacement), using ``generator``; evaluates :func:`ms_ssim` on them in batches of ``batch_size`` pairs
+    and returns::
+
+        (1 / n_pairs) * sum_p MS-SSIM(images[i_p], images[j_p])
+
+    This is the diversity score of Odena et al. 2017 ("Conditional Image Synthesis with Auxiliary Classifier GANs",
+    ICML 2017, arXiv:1610.09585), which compare the mean MS-SSIM of random sample pairs with that of real data,
+    and the one reported in the GVAE paper's Table 4: lower means more diverse; a collapsed generator
+    (identical samples) scores 1.
+
+    Args:
+        images: (N, C, H, W), N >= 2, values in [0, settings.data_range], H, W >= settings.min_image_size().
+        n_pairs: number of pairs (>= 1).
+        settings: MS-SSIM settings (window, scale weights, data range).
+        generator: torch.Generator for the pair draw (on any device; indices are moved to the images' device).
+        batch_size: pairs per ms_ssim call (>= 1); bounds memory.
+
+    Returns:
+        The mean as a Python float (accumulated in float64).
+
+    Raises:
+        ValueError: on fewer than 2 images, n_pairs < 1, batch_size < 1, or anything :func:`ms_ssim` rejects.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor of shape (N, C, H, W), got {shape}.")
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError(f"mean_pairwise_ms_ssim needs at least 2 images to form a pair of distinct images, got {n}.")
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be an integer >= 1, got {n_pairs!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (seeded, for a reproducible draw), got {type(generator).__name__}.")
+
+    idx_i, idx_j = _sample_distinct_pairs(n, n_pairs, generator)
+    idx_i = idx_i.to(images.device)
+    idx_j = idx_j.to(images.device)
+    total = torch.zeros((), dtype=torch.float64, device=images.device)
+    for start in range(0, n_pairs, batch_size):
+        stop = min(start + batch_size, n_pairs)
+        values = ms_ssim(images[idx_i[start:stop]], images[idx_j[start:stop]], settings)
+        total += values.sum(dtype=torch.float64)
+    return float(total.item()) / n_pairs
+
+
+# --- registered wrapper -----------------------------------------------------------------------
+
+from gvae_bench.registry import METRICS  # noqa: E402
+from metrics.base import NEEDS_IMAGES, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+
+#: The standard setting (5 scales, 11 taps, sigma 1.5) for images large enough to take it.
+STANDARD_SETTINGS = MSSSIMSettings(kernel_size=11, sigma=1.5, betas=STANDARD_MS_SSIM_BETAS)
+#: The small-image setting (3 scales, 7 taps, sigma 1.5, first three weights renormalised).
+SMALL_IMAGE_SETTINGS = MSSSIMSettings()
+
+
+def settings_for(image_side: int) -> MSSSIMSettings:
+    """The one MS-SSIM setting used for every model on images of this size: the standard one when
+    the image takes it (>= 176 px), else the small-image setting (>= 28 px)."""
+    if image_side >= STANDARD_SETTINGS.min_image_size():
+        return STANDARD_SETTINGS
+    return SMALL_IMAGE_SETTINGS
+
+
+@METRICS.register("ms_ssim")
+class MSSSIM(Metric):
+    """Mean MS-SSIM over random pairs of generated images (diversity: lower is more diverse; Odena et al. 2017).
+
+    ``ms_ssim_pairs`` random pairs (i != j) of generated images, mapped from the data's range to
+    [0, 1]; ``reference`` is the same over pairs of real test images.
+    """
+
+    higher_is_better = False
+    needs = frozenset({NEEDS_SAMPLES, NEEDS_IMAGES})
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        low, high = ctx.benchmark.spec.value_range or (0.0, 1.0)
+        settings = settings_for(min(ctx.benchmark.spec.shape[-2:]))
+        n_images, pairs = ctx.config.n_samples, ctx.config.ms_ssim_pairs
+
+        def unit(images: torch.Tensor) -> torch.Tensor:
+            return ((images.float() - low) / (high - low)).clamp(0.0, 1.0)
+
+        fake = unit(ctx.generated(n_images))
+        real = unit(ctx.real_test(n_images))
+        value = mean_pairwise_ms_ssim(fake, pairs, settings, ctx.generator("ms_ssim_fake"))
+        reference = mean_pairwise_ms_ssim(real, pairs, settings, ctx.generator("ms_ssim_real"))
+        return MetricResult(value, n_generated=len(fake), n_real=len(real), reference=reference,
+                            details={"pairs": pairs, "kernel_size": settings.kernel_size, "sigma": settings.sigma,
+                                     "scales": len(settings.betas), "betas": list(settings.betas),
+                                     "normalize": "relu"})
