@@ -1,0 +1,79 @@
+"""The command line as a user meets it: listings, one-line errors with exit status 2, a whole sweep."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_list_prints_every_registered_name_with_a_description():
+    result = run_cli("list")
+    assert result.returncode == 0, result.stderr
+    for name in ("vae", "wgan_gp", "mnist", "fashion_mnist", "ring8", "grid25", "mmd", "ms_ssim", "smoke", "quick", "paper"):
+        line = next(l for l in result.stdout.splitlines() if l.strip().startswith(name + " "))
+        assert len(line.split()) > 2, line
+
+
+def test_help_explains_the_options():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for option in ("--models", "--dataset", "--profile", "--seeds", "--data-root", "--out", "--device", "--plugin"):
+        assert option in result.stdout
+
+
+def test_unknown_model_lists_the_registered_ones(tmp_path):
+    line = _one_line_error(run_cli("--models", "vae,gan9000", "--dataset", "ring8", "--out", str(tmp_path)))
+    assert "gan9000" in line and "vae" in line and "wgan_gp" in line
+
+
+def test_unknown_dataset_lists_the_registered_ones(tmp_path):
+    line = _one_line_error(run_cli("--models", "vae", "--dataset", "cifar99", "--out", str(tmp_path)))
+    assert "cifar99" in line and "mnist" in line and "ring8" in line
+
+
+def test_bad_seeds_and_unknown_profile(tmp_path):
+    line = _one_line_error(run_cli("--models", "vae", "--dataset", "ring8", "--seeds", "x", "--out", str(tmp_path)))
+    assert "--seeds" in line and "0,1,2" in line
+    line = _one_line_error(run_cli("--models", "vae", "--dataset", "ring8", "--profile", "huge", "--out", str(tmp_path)))
+    assert "huge" in line and "smoke" in line and "quick" in line
+
+
+def test_data_root_without_the_files_names_what_to_provide(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = _one_line_error(run_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke",
+                                   "--data-root", str(empty), "--out", str(tmp_path / "out")))
+    assert str(empty / "MNIST" / "raw") in line and "t10k-images-idx3-ubyte" in line
+
+
+def test_smoke_sweep_writes_records_and_leaderboards_and_skips_when_finished(tmp_path, data_root):
+    out = tmp_path / "results"
+    args = ("--models", "vae,wgan_gp", "--dataset", "mnist", "--profile", "smoke", "--seeds", "0,1",
+            "--data-root", str(data_root), "--out", str(out))
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    table = out / "leaderboards" / "mnist" / "table4.md"
+    assert f"leaderboard: {table}" in first.stdout
+    text = table.read_text()
+    assert "| vae | smoke |" in text and "| wgan_gp | smoke |" in text and "(n=2)" in text
+    assert "real data (test set)" in text and "(published)" in text
+    records = sorted(out.glob("runs/mnist/*/*/seed*/record.json"))
+    assert len(records) == 4
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["status"] == "finished"
+        assert record["metrics"]["mmd"]["n_generated"] == 200 and record["metrics"]["mmd"]["n_real"] == 200
+        assert record["git"]["commit"] and record["versions"]["torch"]
+        for picture in ("samples.png", "losses.png", "losses.csv", "config.json"):
+            assert (path.parent / picture).is_file(), picture
+    again = run_cli(*args)
+    assert again.returncode == 0 and again.stderr.count("skipped") == 4

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gvae_bench.leaderboard import build_table, write_leaderboards
+from gvae_bench.records import write_record
+
+
+def _record(model, seed, status="finished", mmd=None, reference=0.001, chash="abc"):
+    metrics = {}
+    if mmd is not None:
+        metrics = {
+            "mmd": {"value": mmd, "higher_is_better": False, "table": "table4", "n_generated": 500, "n_real": 500,
+                    "reference": reference},
+            "modes": {"value": None, "higher_is_better": True, "table": "table_modes", "na": "needs known_modes"},
+        }
+    return {"model": model, "benchmark": "mnist", "profile": "quick", "seed": seed, "status": status,
+            "config_hash": chash, "git": {"commit": "0123456789abcdef", "dirty": False}, "metrics": metrics}
+
+
+@pytest.fixture
+def out(tmp_path):
+    for seed, value in enumerate([1.0, 2.0, 3.0]):
+        write_record(tmp_path / "runs" / "mnist" / "a" / "x" / f"seed{seed}", _record("a", seed, mmd=value))
+    write_record(tmp_path / "runs" / "mnist" / "b" / "x" / "seed0", _record("b", 0, mmd=0.5))
+    write_record(tmp_path / "runs" / "mnist" / "b" / "x" / "seed1", _record("b", 1, status="diverged"))
+    return tmp_path
+
+
+def test_cells_are_mean_std_and_n_over_finished_seeds(out):
+    from gvae_bench.leaderboard import read_records
+
+    frame, names, directions = build_table(read_records(out, "mnist"), "table4", "mnist")
+    assert names == ["mmd"] and directions == {"mmd": False}
+    a = frame[(frame.row_kind == "measured") & (frame.model == "a")].iloc[0]
+    assert a.mmd_mean == 2.0 and a.mmd_std == 1.0 and a.mmd_n == 3 and a.seeds == "0 1 2"
+    b = frame[(frame.row_kind == "measured") & (frame.model == "b")].iloc[0]
+    assert b.mmd_mean == 0.5 and math.isnan(b.mmd_std) and b.n_diverged == 1 and b.n_finished == 1
+    reference = frame[frame.row_kind == "reference"].iloc[0]
+    assert reference.mmd_mean == pytest.approx(0.001)
+    published = frame[frame.row_kind == "published"]
+    assert len(published) == 4 and set(published.mmd_mean) == {0.327, 0.075, 0.131, 0.068}
+
+
+def test_files_mark_published_rows_best_row_and_provenance(out):
+    paths = write_leaderboards(out, "mnist")
+    assert [p.name for p in paths] == ["table4.csv", "table4.md"]  # no modes table: modes was n/a everywhere
+    text = paths[1].read_text()
+    assert "| b |  | quick | abc | 0 (1 diverged) | **0.5 (n=1)** |" in text
+    assert "| a |  | quick | abc | 0 1 2 | 2 ± 1 (n=3) |" in text
+    assert "0123456789" in text and "500 generated / 500 real" in text
+    assert "0.327 (published)" not in text and "(published) | 0.327" in text
+    csv = paths[0].read_text().splitlines()
+    assert csv[0].startswith("row_kind,model") and sum(line.startswith("published,") for line in csv) == 4
