@@ -20,10 +20,7 @@ def save_samples(path: Path, samples: torch.Tensor, spec: DataSpec, real: torch.
     """Images: a square grid (torchvision's save_image) scaled from the data's range.
     Points: a scatter of the samples over the real test points and the true mode centres."""
     if spec.kind == "image":
-        nrow = max(1, int(len(samples) ** 0.5))
-        low, high = spec.value_range or (float(samples.min()), float(samples.max()))
-        grid = ((samples.float() - low) / (high - low)).clamp(0, 1)
-        atomic_save(path, lambda buffer: save_image(grid, buffer, nrow=nrow, padding=2, format="png"))
+        _save_grid(path, samples, spec, max(1, int(len(samples) ** 0.5)))
         return
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     if real is not None:
@@ -35,6 +32,21 @@ def save_samples(path: Path, samples: torch.Tensor, spec: DataSpec, real: torch.
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title, fontsize=9)
     _save_figure(path, fig)
+
+
+def save_reconstructions(path: Path, inputs: torch.Tensor, outputs: torch.Tensor, spec: DataSpec, per_row: int = 8) -> None:
+    """Image pairs as alternating rows: a row of inputs, then the row of their reconstructions."""
+    rows = []
+    for start in range(0, len(inputs), per_row):
+        rows += [inputs[start : start + per_row], outputs[start : start + per_row]]
+    interleaved = torch.cat([row for row in rows if len(row) == per_row])
+    _save_grid(path, interleaved, spec, per_row)
+
+
+def _save_grid(path: Path, images: torch.Tensor, spec: DataSpec, per_row: int) -> None:
+    low, high = spec.value_range or (float(images.min()), float(images.max()))
+    grid = ((images.float() - low) / (high - low)).clamp(0, 1)
+    atomic_save(path, lambda buffer: save_image(grid, buffer, nrow=per_row, padding=2, format="png"))
 
 
 def save_loss_curves(path: Path, rows: list[dict[str, float]], title: str = "") -> None:

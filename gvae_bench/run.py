@@ -101,4 +101,11 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
     pictures.save_samples(run_dir / "samples.png", grid, resolved.benchmark.spec,
                           real=splits.test[: resolved.eval.n_samples], modes=resolved.benchmark.modes,
                           title=description)
+    if model.can_reconstruct and resolved.benchmark.spec.kind == "image":
+        inputs = splits.test[: max(8, resolved.eval.grid_size // 2)].to(device)
+        with torch.no_grad():
+            model.eval()
+            outputs = model.reconstruct(inputs)
+        pictures.save_reconstructions(run_dir / "reconstructions.png", inputs.cpu(), outputs.cpu(),
+                                      resolved.benchmark.spec)
     record.update(status=STATUS_FINISHED, ended=now())

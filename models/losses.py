@@ -1,8 +1,10 @@
-"""Loss terms shared by several models (one place for each): KL to N(0, I), the gradient penalty."""
+"""Loss terms shared by several models (one place for each): KL to N(0, I), the gradient penalty,
+the standard GAN losses and the L1 reconstruction."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -26,3 +28,21 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     mixed = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def discriminator_loss(real_logits: torch.Tensor, *fake_logits: torch.Tensor) -> torch.Tensor:
+    """Standard GAN discriminator loss (Goodfellow et al. 2014) on logits:
+    -E[log D(x)] - mean over the fake kinds of E[log(1 - D(x_fake))], with D = sigmoid(logit)."""
+    fake = torch.stack([F.softplus(logits).mean() for logits in fake_logits]).mean()
+    return F.softplus(-real_logits).mean() + fake
+
+
+def generator_loss(*fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss -E[log D(G(z))] (Goodfellow et al. 2014, Section 3),
+    averaged over the fake kinds."""
+    return torch.stack([F.softplus(-logits).mean() for logits in fake_logits]).mean()
+
+
+def l1_reconstruction(x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean absolute error over all data dimensions, ||x - x_rec||_1 / D."""
+    return (x - reconstruction).abs().flatten(1).mean(dim=1)

@@ -13,6 +13,20 @@ Families (more are added beside these, never inside a model file):
   which batch norm would break). ``width`` is DIM.
 * ``mlp2d``: points in R^2 (the Gaussian mixtures): three hidden layers of ``width`` units, ReLU in
   the generator and LeakyReLU(0.2) in the trunk.
+* ``resnet``: 64 and 128 px images, the ResNet generator and discriminator of the GVAE paper's
+  Tables 1 and 2 (Sagar). With w = ``width`` (64 in the paper): generator linear -> 4w x S/4 x S/4,
+  two residual blocks (4w), upsample x2, two blocks (4w -> 2w, 2w), upsample x2, two blocks
+  (2w -> w, w), 3x3 conv to the image channels; discriminator trunk 3x3 conv to w, blocks
+  w -> w and w -> 2w, 2x2 average pool, blocks 2w -> 2w and 2w -> 4w, 2x2 average pool, flatten
+  (4w x S/4 x S/4, the paper's "256 x 32 x 32" at 128 px). The paper's block is "convolutional,
+  max pooling, 30 percent dropout and batch normalization"; max pooling inside a block that keeps
+  its size is not defined, so a block here is BN-ReLU-conv3x3-BN-ReLU-conv3x3 with a 1x1
+  shortcut when channels change (generator), and LeakyReLU-conv3x3 twice without normalisation
+  (critic trunk: a per-sample gradient penalty is incompatible with batch norm).
+* ``conv3d``: volumes (C, D, H, W) with D = H = W in {16, 32, 64}: the paper's Section 4.2, four
+  3D convolutions with 3x3x3 kernels (stride 2), BatchNorm and LeakyReLU(0.2) in the trunk
+  (as the paper says, BatchNorm is kept here even under a gradient penalty); generator linear ->
+  4w x S/16^3, then four 4x4x4 stride-2 transposed convolutions with BatchNorm and ReLU.
 
 An encoder is the critic's trunk with a different head (2 x latent_dim outputs: mean and log
 variance of a diagonal Gaussian, or latent_dim for a deterministic encoder).
@@ -116,12 +130,101 @@ def _mlp2d_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
     return trunk, width
 
 
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a (1x1 when channels change) shortcut.
+
+    ``normalise``: BatchNorm before each activation (generator); without it (critic) the
+    activations are LeakyReLU(0.2).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, normalise: bool) -> None:
+        super().__init__()
+
+        def act(channels: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(channels), nn.ReLU()] if normalise else [nn.LeakyReLU(0.2)]
+
+        self.body = nn.Sequential(
+            *act(in_channels), nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            *act(out_channels), nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        self.shortcut = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.body(x)
+
+
+def _resnet_generator(shape: tuple[int, ...], latent_dim: int, width: int, out: OutputActivation) -> nn.Module:
+    channels = shape[0]
+    w, start = width, shape[1] // 4
+    return nn.Sequential(
+        nn.Linear(latent_dim, 4 * w * start * start),
+        _Reshape(4 * w, start, start),
+        ResidualBlock(4 * w, 4 * w, True), ResidualBlock(4 * w, 4 * w, True),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        ResidualBlock(4 * w, 2 * w, True), ResidualBlock(2 * w, 2 * w, True),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        ResidualBlock(2 * w, w, True), ResidualBlock(w, w, True),
+        nn.BatchNorm2d(w), nn.ReLU(),
+        nn.Conv2d(w, channels, 3, padding=1),
+        _activation(out),
+    )
+
+
+def _resnet_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
+    channels, size = shape[0], shape[1]
+    w = width
+    trunk = nn.Sequential(
+        nn.Conv2d(channels, w, 3, padding=1),
+        ResidualBlock(w, w, False), ResidualBlock(w, 2 * w, False),
+        nn.AvgPool2d(2),
+        ResidualBlock(2 * w, 2 * w, False), ResidualBlock(2 * w, 4 * w, False),
+        nn.AvgPool2d(2),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+    )
+    return trunk, 4 * w * (size // 4) ** 2
+
+
+def _conv3d_generator(shape: tuple[int, ...], latent_dim: int, width: int, out: OutputActivation) -> nn.Module:
+    channels = shape[0]
+    w, start = width, shape[1] // 16
+    layers: list[nn.Module] = [nn.Linear(latent_dim, 4 * w * start**3), _Reshape(4 * w, start, start, start)]
+    widths = [4 * w, 4 * w, 2 * w, w]
+    for c_in, c_out in zip(widths, widths[1:]):
+        layers += [nn.BatchNorm3d(c_in), nn.ReLU(), nn.ConvTranspose3d(c_in, c_out, 4, stride=2, padding=1)]
+    layers += [nn.BatchNorm3d(w), nn.ReLU(), nn.ConvTranspose3d(w, channels, 4, stride=2, padding=1), _activation(out)]
+    return nn.Sequential(*layers)
+
+
+def _conv3d_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
+    channels, size = shape[0], shape[1]
+    w = width
+    widths = [channels, w, 2 * w, 4 * w, 4 * w]
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(widths, widths[1:]):
+        layers += [nn.Conv3d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm3d(c_out), nn.LeakyReLU(0.2)]
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers), 4 * w * (size // 16) ** 3
+
+
 FAMILIES: list[NetworkFamily] = [
     NetworkFamily(
         name="dcgan28",
         supports=lambda s: len(s) == 3 and s[1:] == (28, 28) and s[0] in (1, 3),
         generator=_dcgan28_generator,
         trunk=_dcgan28_trunk,
+    ),
+    NetworkFamily(
+        name="resnet",
+        supports=lambda s: len(s) == 3 and s[1] == s[2] and s[1] in (64, 128),
+        generator=_resnet_generator,
+        trunk=_resnet_trunk,
+    ),
+    NetworkFamily(
+        name="conv3d",
+        supports=lambda s: len(s) == 4 and s[1] == s[2] == s[3] and s[1] in (16, 32, 64),
+        generator=_conv3d_generator,
+        trunk=_conv3d_trunk,
     ),
     NetworkFamily(
         name="mlp2d",
@@ -140,7 +243,8 @@ def family_for(shape: tuple[int, ...]) -> NetworkFamily:
             return family
     raise UserError(
         f"no network family supports data of shape {shape}; supported: "
-        "(1 or 3, 28, 28) images [dcgan28], (d,) points [mlp2d]"
+        "(1 or 3, 28, 28) images [dcgan28], (C, 64 or 128, same) images [resnet], "
+        "(C, S, S, S) volumes with S in 16, 32, 64 [conv3d], (d,) points [mlp2d]"
     )
 
 
