@@ -59,6 +59,8 @@ def _device(choice: str) -> str:
 @click.option("--profile", default="quick", show_default=True, metavar="NAME",
               help="Settings table from gvae_bench/profiles.toml: smoke (seconds, for tests), quick (minutes on a CPU), paper (the paper's settings, for a GPU).")
 @click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds; one run per model and seed.")
+@click.option("--latent-sizes", "latent_text", default=None, metavar="100,500",
+              help="Sweep the latent size: each model runs at each size (the paper's Table 5); writes table5.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
@@ -70,7 +72,8 @@ def _device(choice: str) -> str:
               help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
 @click.pass_context
-def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, data_root, out, device, executor, plugins, verbose):
+def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, data_root, out, device, executor,
+        plugins, verbose):
     """Train generative models on a benchmark with one shared runner, evaluate them with one
     metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
 
@@ -84,7 +87,7 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, data_root
         return
     if not models_text or not dataset:
         raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
-    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, data_root, out, device, executor))
+    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, data_root, out, device, executor))
 
 
 def _load_plugins(plugins) -> None:
@@ -106,7 +109,7 @@ def _guard(action):
         raise CLIError(str(exc)) from None
 
 
-def _sweep(models_text, dataset, profile, seeds_text, data_root, out, device, executor_name) -> None:
+def _sweep(models_text, dataset, profile, seeds_text, latent_text, data_root, out, device, executor_name) -> None:
     from gvae_bench.executors import get_executor
     from gvae_bench.leaderboard import write_leaderboards
     from gvae_bench.profiles import get_profile
@@ -115,18 +118,25 @@ def _sweep(models_text, dataset, profile, seeds_text, data_root, out, device, ex
 
     models = _names(models_text, "models")
     seeds = _ints(seeds_text, "--seeds")
+    latent_sizes = _ints(latent_text, "--latent-sizes") if latent_text is not None else [None]
+    if any(size is not None and size < 1 for size in latent_sizes):
+        raise CLIError(f"--latent-sizes takes positive whole numbers, e.g. 100,500,1000; got {latent_text!r}")
     for name in models:
         MODELS.get(name)
     BENCHMARKS.get(dataset)
     get_profile(profile)
     executor = get_executor(executor_name)
     root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
-    specs = [RunSpec(model=m, benchmark=dataset, profile=profile, seed=s, data_root=root, out=out, device=_device(device))
-             for m in models for s in seeds]
+    specs = [RunSpec(model=m, benchmark=dataset, profile=profile, seed=s, data_root=root, out=out, device=_device(device),
+                     model_overrides=() if size is None else (("latent_dim", size),))
+             for m in models for size in latent_sizes for s in seeds]
+    BENCHMARKS.get(dataset)(root).load()  # missing data is reported before any run starts
     click.echo(f"{len(specs)} run(s): {', '.join(models)} on {dataset}, profile {profile}, seeds {seeds_text}", err=True)
     problems = []
     for record in executor.run(specs):
         label = f"{record['model']} seed {record['seed']}"
+        if latent_text is not None:
+            label += f" latent {record['config']['model_config']['latent_dim']}"
         if record.get("skipped"):
             click.echo(f"  {label}: already {record['status']}, skipped", err=True)
         else:

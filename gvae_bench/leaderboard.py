@@ -26,6 +26,7 @@ from gvae_bench.records import RECORD_FILE, STATUS_DIVERGED, STATUS_FAILED, STAT
 PUBLISHED_FILE = Path(__file__).with_name("published.toml")
 TABLE_TITLES = {
     "table4": "Table 4 form: distribution distance (MMD) and sample diversity (MS-SSIM)",
+    "table5": "Table 5 form: effect of the latent size on MMD and MS-SSIM",
     "table_modes": "Mode coverage on mixtures with known modes (VEEGAN's Table 1 form)",
 }
 
@@ -55,11 +56,17 @@ def _summary(values: list[float]) -> tuple[float, float, int]:
 
 
 def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
-    """The rows of one table (a DataFrame), its metric names and each metric's direction."""
+    """The rows of one table (a DataFrame), its metric names and each metric's direction.
+
+    ``table5`` is the Table 4 metrics of the models run at several latent sizes, one row each.
+    """
+    metric_table = "table4" if table == "table5" else table
+    if table == "table5":
+        records = [r for r in records if r["model"] in swept_models(records)]
     metrics: dict[str, bool] = {}
     for record in records:
         for name, result in (record.get("metrics") or {}).items():
-            if result.get("table") == table and result.get("value") is not None:
+            if result.get("table") == metric_table and result.get("value") is not None:
                 metrics[name] = bool(result["higher_is_better"])
     names = sorted(metrics)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -68,10 +75,12 @@ def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tupl
 
     rows: list[dict[str, Any]] = []
     references: dict[str, list[float]] = defaultdict(list)
-    for (model, profile, chash), group in sorted(groups.items()):
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[0][1], _latent(item[1][0]) or 0, item[0][2]))
+    for (model, profile, chash), group in ordered:
         finished = [r for r in group if r["status"] == STATUS_FINISHED]
         row: dict[str, Any] = {
             "row_kind": "measured", "model": model, "profile": profile, "config_hash": chash,
+            "latent_dim": _latent(group[0]),
             "seeds": " ".join(str(r["seed"]) for r in sorted(finished, key=lambda r: r["seed"])),
             "n_finished": len(finished),
             "n_diverged": sum(r["status"] == STATUS_DIVERGED for r in group),
@@ -104,11 +113,25 @@ def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tupl
             rows.append(ref_row)
 
     for pub in published_rows(table, dataset):
-        row = {"row_kind": "published", "model": pub["method"], "source": pub["source"], "protocol": pub["protocol"]}
+        row = {"row_kind": "published", "model": pub["method"], "latent_dim": pub.get("latent_dim"),
+               "source": pub["source"], "protocol": pub["protocol"]}
         for name, value in pub["values"].items():
             row.update({f"{name}_mean": value, f"{name}_std": math.nan, f"{name}_n": math.nan})
         rows.append(row)
     return pd.DataFrame(rows), names, metrics
+
+
+def _latent(record: dict[str, Any]) -> Any:
+    return record.get("config", {}).get("model_config", {}).get("latent_dim")
+
+
+def swept_models(records: list[dict[str, Any]]) -> set[str]:
+    """Models with finished runs at two or more latent sizes (they get a Table 5)."""
+    sizes: dict[str, set] = defaultdict(set)
+    for record in records:
+        if record["status"] == STATUS_FINISHED:
+            sizes[record["model"]].add(_latent(record))
+    return {model for model, values in sizes.items() if len(values) > 1}
 
 
 def _commit(record: dict[str, Any]) -> str:
@@ -141,7 +164,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
     lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
     lines.append("- cells: mean ± sample std (n = finished seeds); best measured row per profile in bold")
     lines.append("")
-    header = ["model", "profile", "config", "seeds"] + [f"{n} {'↑' if directions[n] else '↓'}" for n in names]
+    header = ["model", "latent", "profile", "config", "seeds"] + [f"{n} {'↑' if directions[n] else '↓'}" for n in names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best: dict[tuple[str, str], float] = {}
     for name in names:
@@ -159,9 +182,10 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
         if row.row_kind == "measured":
             status = f"{row.seeds}" + (f" ({int(row.n_diverged)} diverged)" if row.n_diverged else "") + \
                      (f" ({int(row.n_failed)} failed)" if row.n_failed else "")
-            lines.append(f"| {row.model} | {row.profile} | {row.config_hash} | {status} | " + " | ".join(cells) + " |")
+            latent = "" if pd.isna(row.latent_dim) else int(row.latent_dim)
+            lines.append(f"| {row.model} | {latent} | {row.profile} | {row.config_hash} | {status} | " + " | ".join(cells) + " |")
         else:
-            lines.append(f"| *{row.model}* (reference) | {row.profile} | | | " + " | ".join(cells) + " |")
+            lines.append(f"| *{row.model}* (reference) | | {row.profile} | | | " + " | ".join(cells) + " |")
     published = frame[frame.row_kind == "published"]
     if len(published):
         lines += ["", "## Published numbers (not measured here; different protocols, see each row)", ""]
@@ -177,6 +201,8 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
     records = read_records(out, dataset)
     tables = sorted({result.get("table") for r in records for result in (r.get("metrics") or {}).values()
                      if result.get("value") is not None})
+    if "table4" in tables and swept_models(records):
+        tables.append("table5")
     written: list[Path] = []
     folder = Path(out) / "leaderboards" / dataset
     for table in tables:
