@@ -88,7 +88,7 @@ def resolve_profile(name: str, model: str, benchmark: str, family: str) -> dict[
         unknown = set(match) - set(facts)
         if unknown:
             raise UserError(f"profile {name}: override matches on unknown key(s) {sorted(unknown)}; use {sorted(facts)}")
-        if all(facts[key] == value for key, value in match.items()):
+        if all(facts[key] in value if isinstance(value, list) else facts[key] == value for key, value in match.items()):
             for section in sections:
                 sections[section].update(rule.get(section, {}))
     return sections

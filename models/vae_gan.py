@@ -17,6 +17,7 @@ The encoder and decoder are updated from their own losses (the encoder gets no G
 the decoder no KL gradient), as in Algorithm 1. ``gamma`` weighs the decoder's content term
 against its GAN term; Larsen et al. do not print the value they used, 1e-2 is ours (the feature
 distance is a sum over 4*4*4*width features, so it is large beside the per-image GAN term).
+The pixel L1 of the reconstruction is logged as ``pixel_l1``, a diagnostic that is not trained on.
 Optimiser: Adam (Larsen et al. used RMSProp, lr 3e-4), lr 3e-4, betas (0.5, 0.999).
 """
 
@@ -29,7 +30,7 @@ import torch
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
 from models.base import BatchSource, GenerativeModel, ModelConfig, adam
-from models.losses import discriminator_loss, generator_loss, kl_to_standard_normal, reparameterise
+from models.losses import discriminator_loss, generator_loss, kl_to_standard_normal, l1_reconstruction, reparameterise
 from models.networks import build_critic, build_encoder, build_generator
 
 
@@ -109,7 +110,7 @@ class VAEGAN(GenerativeModel):
         dis.requires_grad_(True)
         return {"discriminator_loss": d_loss.item(), "decoder_loss": decoder_loss.item(),
                 "encoder_loss": encoder_loss.item(), "feature_recon": llike.item(), "kl": kl.item(),
-                "generator_gan": gan.item()}
+                "generator_gan": gan.item(), "pixel_l1": l1_reconstruction(x, reconstruction).mean().item()}
 
     def sample(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.config.latent_dim, device=self.device))

@@ -54,3 +54,17 @@ def test_files_mark_published_rows_best_row_and_provenance(out):
     assert "0.327 (published)" not in text and "(published) | 0.327" in text
     csv = paths[0].read_text().splitlines()
     assert csv[0].startswith("row_kind,model") and sum(line.startswith("published,") for line in csv) == 4
+
+
+def test_table5_appears_when_a_model_ran_at_several_latent_sizes(tmp_path):
+    for latent, value in ((100, 0.3), (1000, 0.1)):
+        for seed in (0, 1):
+            record = _record("gvae", seed, mmd=value + seed * 0.01, chash=f"h{latent}")
+            record["config"] = {"model_config": {"latent_dim": latent}}
+            write_record(tmp_path / "runs" / "mnist" / "gvae" / f"h{latent}" / f"seed{seed}", record)
+    paths = write_leaderboards(tmp_path, "mnist")
+    assert sorted(p.name for p in paths) == ["table4.csv", "table4.md", "table5.csv", "table5.md"]
+    text = (tmp_path / "leaderboards" / "mnist" / "table5.md").read_text()
+    assert "| gvae | 100 | quick | h100 | 0 1 | 0.305 ± 0.0071 (n=2) |" in text
+    assert "| gvae | 1000 | quick | h1000 | 0 1 | **0.105 ± 0.0071 (n=2)** |" in text
+    assert "GVAE, latent 1000 (Sagar, Table 5) (published) | 0.068" in text

@@ -8,11 +8,9 @@ import pytest
 import torch
 
 from benchmarks.base import DataSpec
-from benchmarks.mixtures import Ring8
 from benchmarks.torchvision_images import MNIST
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
-from metrics.mmd import gaussian_kernel_mmd2_unbiased
 from models.vae import VAE, VAEConfig
 from models.wgan_gp import WGANGP, WGANGPConfig
 
@@ -38,24 +36,6 @@ def test_vae_loss_falls_on_mnist(mnist_subset, tmp_path):
     assert outcome.status == "finished"
     first, last = _mean(outcome.loss_log, "loss", True), _mean(outcome.loss_log, "loss", False)
     assert last < 0.6 * first, (first, last)  # negative ELBO per image, nats: ~540 -> ~200 here
-
-
-def test_wgan_gp_samples_move_toward_the_data(tmp_path):
-    """On ring8, MMD between generated and real points falls far below that of the untrained generator."""
-    seed_everything(0)
-    bench = Ring8(".", Ring8.Config(n_train=20000, n_test=1000))
-    splits = bench.load()
-    model = WGANGP(WGANGPConfig(width=64, latent_dim=2, gp_weight=0.1), bench.spec)  # gan_toy.py's lambda
-    bandwidth = 0.1  # fine enough to see the ring's modes (squared distance between neighbours: 0.59)
-    before = gaussian_kernel_mmd2_unbiased(model.sample_in_batches(1000), splits.test, bandwidth)
-    outcome = train(model, splits.train, TrainConfig(steps=400, batch_size=128, checkpoint_every=400, log_every=10),
-                    tmp_path, seed=0)
-    after = gaussian_kernel_mmd2_unbiased(model.sample_in_batches(1000), splits.test, bandwidth)
-    assert outcome.status == "finished"
-    print("ring8 MMD^2 before/after", before, after)
-    assert after < 0.2 * before, (before, after)
-    # the critic learns to tell data from samples: its Wasserstein estimate is positive on average
-    assert _mean(outcome.loss_log, "wasserstein", False, k=10) > 0
 
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(mnist_subset, tmp_path):
