@@ -47,11 +47,8 @@ class AlphaGANConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.lr <= 0 or self.code_discriminator_width < 1:
-            raise ValueError("lr and code_discriminator_width must be > 0")
-        for name in ("recon_weight", "adversarial_weight", "code_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.require(positive=("lr", "code_discriminator_width"),
+                     non_negative=("recon_weight", "adversarial_weight", "code_weight"))
 
 
 @MODELS.register("alpha_gan")
@@ -63,9 +60,8 @@ class AlphaGAN(GenerativeModel):
 
     def __init__(self, config: AlphaGANConfig, data: DataSpec) -> None:
         super().__init__(config, data)
-        out = "tanh" if data.value_range is not None else "identity"
         self.encoder = build_encoder(data.shape, config.latent_dim, config.width, gaussian=False)
-        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=out)
+        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=self.output_activation())
         self.discriminator = build_critic(data.shape, config.width)
         self.code_discriminator = build_critic((config.latent_dim,), config.code_discriminator_width)
         self._opt_eg = adam(list(self.encoder.parameters()) + list(self.generator.parameters()), config.lr, config.betas)

@@ -22,6 +22,17 @@ from gvae_bench.config import ConfigBase
 BatchSource = Callable[[], torch.Tensor]
 
 
+class GaussianEncoderMixin:
+    """For models whose ``self.encoder`` outputs (mean, log variance) of q(z|x) side by side."""
+
+    can_encode: ClassVar[bool] = True
+    encoder: nn.Module
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+
 @dataclass
 class ModelConfig(ConfigBase):
     """Fields every model has. ``width`` is the base channel count of the network family."""
@@ -30,10 +41,16 @@ class ModelConfig(ConfigBase):
     width: int = 64
 
     def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.width < 1:
-            raise ValueError(f"width must be >= 1, got {self.width}")
+        self.require(positive=("latent_dim", "width"))
+
+    def require(self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+        """Raise ValueError naming the first field that is not > 0 (``positive``) or >= 0."""
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def for_data(self, data: DataSpec) -> "ModelConfig":
         """This config with every data-dependent default ("auto") decided for ``data``."""
@@ -90,6 +107,10 @@ class GenerativeModel(nn.Module, ABC):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """The reconstruction of ``x`` in the data's value range (models with ``can_reconstruct``)."""
         raise TypeError(f"{type(self).__name__} does not reconstruct")
+
+    def output_activation(self) -> str:
+        """tanh for data in a bounded range ([-1, 1]), identity for unbounded data."""
+        return "tanh" if self.data.value_range is not None else "identity"
 
     def sample_in_batches(self, n: int, batch_size: int = 1000) -> torch.Tensor:
         """``n`` samples drawn ``batch_size`` at a time without gradients, returned on the CPU."""

@@ -35,7 +35,7 @@ import torch
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
 from models.losses import gradient_penalty, kl_to_standard_normal, l1_reconstruction, reparameterise
 from models.networks import build_critic, build_encoder, build_generator
 
@@ -56,38 +56,27 @@ class GVAEConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.n_critic < 1:
-            raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
-        for name in ("gp_weight", "adversarial_weight", "recon_weight", "kl_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        self.require(positive=("lr", "n_critic"),
+                     non_negative=("gp_weight", "adversarial_weight", "recon_weight", "kl_weight"))
 
 
 @MODELS.register("gvae")
-class GVAE(GenerativeModel):
+class GVAE(GaussianEncoderMixin, GenerativeModel):
     """GVAE (Sagar): VAE encoder + generator judged by a WGAN-GP critic on reconstructions and samples."""
 
     Config = GVAEConfig
-    can_encode = True
     can_reconstruct = True
 
     def __init__(self, config: GVAEConfig, data: DataSpec) -> None:
         super().__init__(config, data)
-        out = "tanh" if data.value_range is not None else "identity"
         self.encoder = build_encoder(data.shape, config.latent_dim, config.width, gaussian=True)
-        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=out)
+        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=self.output_activation())
         self.critic = build_critic(data.shape, config.width)
         self._opt_eg = adam(list(self.encoder.parameters()) + list(self.generator.parameters()), config.lr, config.betas)
         self._opt_d = adam(self.critic.parameters(), config.lr, config.betas)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"encoder_generator": self._opt_eg, "critic": self._opt_d}
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar
 
     def _prior(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, device=self.device)

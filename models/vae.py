@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
 from models.losses import kl_to_standard_normal, reparameterise
 from models.networks import build_encoder, build_generator
 
@@ -56,8 +56,7 @@ class VAEConfig(ModelConfig):
         super().validate()
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.lr <= 0 or self.obs_scale <= 0 or self.kl_weight < 0:
-            raise ValueError("lr and obs_scale must be > 0 and kl_weight >= 0")
+        self.require(positive=("lr", "obs_scale"), non_negative=("kl_weight",))
 
     def for_data(self, data: DataSpec) -> "VAEConfig":
         if self.likelihood != "auto":
@@ -66,27 +65,22 @@ class VAEConfig(ModelConfig):
 
 
 @MODELS.register("vae")
-class VAE(GenerativeModel):
+class VAE(GaussianEncoderMixin, GenerativeModel):
     """VAE (Kingma & Welling 2013): Gaussian encoder, decoder trained on the negative ELBO."""
 
     Config = VAEConfig
-    can_encode = True
     can_reconstruct = True
 
     def __init__(self, config: VAEConfig, data: DataSpec) -> None:
         config = config.for_data(data)
         super().__init__(config, data)
-        out = "identity" if config.likelihood == "bernoulli" or data.value_range is None else "tanh"
+        out = "identity" if config.likelihood == "bernoulli" else self.output_activation()
         self.encoder = build_encoder(data.shape, config.latent_dim, config.width, gaussian=True)
         self.decoder = build_generator(data.shape, config.latent_dim, config.width, output=out)
         self._optimizer = adam(self.parameters(), config.lr, config.betas, config.eps)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"vae": self._optimizer}
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar
 
     def _mean(self, decoder_output: torch.Tensor) -> torch.Tensor:
         """E[x|z] in the data's range."""

@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
 from models.losses import discriminator_loss, generator_loss, kl_to_standard_normal, l1_reconstruction, reparameterise
 from models.networks import build_critic, build_encoder, build_generator
 
@@ -47,23 +47,20 @@ class VAEGANConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.lr <= 0 or self.gamma < 0 or self.kl_weight < 0:
-            raise ValueError("lr must be > 0, gamma and kl_weight >= 0")
+        self.require(positive=("lr",), non_negative=("gamma", "kl_weight"))
 
 
 @MODELS.register("vae_gan")
-class VAEGAN(GenerativeModel):
+class VAEGAN(GaussianEncoderMixin, GenerativeModel):
     """VAE-GAN (Larsen et al. 2016): VAE whose reconstruction is measured in the discriminator's features."""
 
     Config = VAEGANConfig
-    can_encode = True
     can_reconstruct = True
 
     def __init__(self, config: VAEGANConfig, data: DataSpec) -> None:
         super().__init__(config, data)
-        out = "tanh" if data.value_range is not None else "identity"
         self.encoder = build_encoder(data.shape, config.latent_dim, config.width, gaussian=True)
-        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=out)
+        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=self.output_activation())
         self.discriminator = build_critic(data.shape, config.width)
         self._opt_e = adam(self.encoder.parameters(), config.lr, config.betas)
         self._opt_g = adam(self.generator.parameters(), config.lr, config.betas)
@@ -71,10 +68,6 @@ class VAEGAN(GenerativeModel):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"encoder": self._opt_e, "generator": self._opt_g, "discriminator": self._opt_d}
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar
 
     def train_step(self, next_batch: BatchSource) -> dict[str, float]:
         cfg = self.config

@@ -39,10 +39,7 @@ class WGANGPConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.n_critic < 1:
-            raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
-        if self.lr <= 0 or self.gp_weight < 0:
-            raise ValueError("lr must be > 0 and gp_weight >= 0")
+        self.require(positive=("lr", "n_critic"), non_negative=("gp_weight",))
 
 
 @MODELS.register("wgan_gp")
@@ -53,8 +50,7 @@ class WGANGP(GenerativeModel):
 
     def __init__(self, config: WGANGPConfig, data: DataSpec) -> None:
         super().__init__(config, data)
-        out = "tanh" if data.value_range is not None else "identity"
-        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=out)
+        self.generator = build_generator(data.shape, config.latent_dim, config.width, output=self.output_activation())
         self.critic = build_critic(data.shape, config.width)
         self._opt_g = adam(self.generator.parameters(), config.lr, config.betas)
         self._opt_d = adam(self.critic.parameters(), config.lr, config.betas)

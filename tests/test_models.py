@@ -18,15 +18,15 @@ MODEL_NAMES = ["vae", "wgan_gp", "gvae", "vae_gan", "alpha_gan"]
 SHAPES = {"dcgan28": (1, 28, 28), "resnet": (1, 64, 64), "conv3d": (1, 16, 16, 16)}
 # the loss each model's update lowers most directly: the reconstruction term where there is one,
 # else the critic's loss (at initialisation it is ~lambda, the penalty of a zero-gradient critic)
-# (vae_gan's trained content loss lives in the moving feature space of its discriminator, so its
-# pixel L1, logged as a diagnostic, is the one that shows learning)
-FALLING_LOSS = {"vae": "recon_nll", "wgan_gp": "critic_loss", "gvae": "l1_recon", "vae_gan": "pixel_l1",
+# (vae_gan's content loss lives in the moving feature space of its discriminator and rises while
+# that space forms, so its test follows the discriminator's loss, which falls from about 2 log 2)
+FALLING_LOSS = {"vae": "recon_nll", "wgan_gp": "critic_loss", "gvae": "l1_recon", "vae_gan": "discriminator_loss",
                 "alpha_gan": "l1_recon"}
 FAST = {  # smoke-sized settings: raised learning rates, fewer critic steps
     "vae": {"lr": 3e-3},
     "wgan_gp": {"lr": 1e-3, "n_critic": 1},
     "gvae": {"lr": 1e-3, "n_critic": 1},
-    "vae_gan": {"lr": 1e-3},
+    "vae_gan": {"lr": 3e-4},  # its default: at 1e-3 its GAN game swings within 30 steps
     "alpha_gan": {"lr": 1e-3, "code_discriminator_width": 32},
 }
 
