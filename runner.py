@@ -137,7 +137,9 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, data_root, ou
         label = f"{record['model']} seed {record['seed']}"
         if latent_text is not None:
             label += f" latent {record['config']['model_config']['latent_dim']}"
-        if record.get("skipped"):
+        if record.get("skipped") and record["status"] == "running":
+            click.echo(f"  {label}: running in another process, skipped here", err=True)
+        elif record.get("skipped"):
             click.echo(f"  {label}: already {record['status']}, skipped", err=True)
         else:
             click.echo(f"  {label}: {record['status']}" + (f" ({record.get('reason')})" if record.get("reason") else ""), err=True)

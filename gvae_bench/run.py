@@ -9,13 +9,19 @@ A run writes only its own folder, so runs may execute in any order on any execut
     checkpoint.pt the last checkpoint (git-ignored)
 
 A finished or diverged run is not redone; a running or failed one resumes from its checkpoint.
+A run holds an exclusive lock on ``<run folder>/.lock`` while it works, so two sweeps that share
+runs (two terminals, two executors) never write one folder at once: the second skips it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import traceback
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
@@ -40,6 +46,32 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     """
     resolved = resolve(spec)
     run_dir = resolved.run_dir
+    with _run_lock(run_dir) as locked:
+        if not locked:
+            log.warning("%s is being run by another process; skipped here", run_dir)
+            return {**(read_record(run_dir) or {"model": spec.model, "seed": spec.seed, "config": resolved.config()}),
+                    "status": STATUS_RUNNING, "skipped": True, "reason": "running in another process"}
+        return _execute_locked(resolved)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on the run folder (released when the process dies)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _execute_locked(resolved: ResolvedRun) -> dict[str, Any]:
+    spec, run_dir = resolved.spec, resolved.run_dir
     existing = read_record(run_dir)
     if existing is not None and existing.get("status") in FINAL_STATUSES:
         log.info("%s: already %s, skipped", run_dir, existing["status"])

@@ -1,0 +1,77 @@
+"""A run end to end: a crash is recorded and resumes, a diverged run does not stop the sweep,
+a finished run is skipped, and a run another process holds is left alone."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+
+from gvae_bench.executors import LocalExecutor
+from gvae_bench.registry import MODELS
+from gvae_bench.run import execute_run
+from gvae_bench.runs import RunSpec, resolve
+from models.vae import VAE
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+@MODELS.register("test_flaky_vae")
+class FlakyVAE(VAE):
+    """A VAE that crashes once at step 6 (tests only)."""
+
+    crash_at: int | None = 6
+    steps_seen = 0
+
+    def train_step(self, next_batch):
+        type(self).steps_seen += 1
+        if self.crash_at is not None and type(self).steps_seen == self.crash_at:
+            raise _Crash("simulated crash at step 6")
+        return super().train_step(next_batch)
+
+
+@MODELS.register("test_nan_vae")
+class NaNVAE(VAE):
+    """A VAE whose loss is NaN at the first step (tests only)."""
+
+    def train_step(self, next_batch):
+        return {**super().train_step(next_batch), "loss": float("nan")}
+
+
+def _spec(model: str, out: Path, seed: int = 0) -> RunSpec:
+    return RunSpec(model=model, benchmark="ring8", profile="smoke", seed=seed, data_root=out, out=out)
+
+
+def test_crash_is_recorded_then_resumed_from_the_checkpoint(tmp_path):
+    FlakyVAE.steps_seen = 0
+    first = execute_run(_spec("test_flaky_vae", tmp_path))
+    assert first["status"] == "failed" and "simulated crash" in first["reason"]
+    second = execute_run(_spec("test_flaky_vae", tmp_path))  # smoke checkpoints every 4 steps
+    assert second["status"] == "finished" and second["resumed_from_step"] == 4 and second["attempts"] == 2
+    third = execute_run(_spec("test_flaky_vae", tmp_path))
+    assert third["skipped"] and third["status"] == "finished"
+
+
+def test_a_diverged_run_does_not_stop_the_sweep(tmp_path):
+    records = list(LocalExecutor().run([_spec("test_nan_vae", tmp_path), _spec("vae", tmp_path)]))
+    assert [r["status"] for r in records] == ["diverged", "finished"]
+    assert "non-finite loss at step 1" in records[0]["reason"]
+    again = execute_run(_spec("test_nan_vae", tmp_path))
+    assert again["skipped"] and again["status"] == "diverged"  # a diverged run is final, not retried
+
+
+def test_a_run_locked_by_another_process_is_skipped(tmp_path):
+    run_dir = resolve(_spec("vae", tmp_path)).run_dir
+    run_dir.mkdir(parents=True)
+    fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        record = execute_run(_spec("vae", tmp_path))
+    finally:
+        os.close(fd)
+    assert record["skipped"] and record["status"] == "running" and not (run_dir / "record.json").exists()
+    assert execute_run(_spec("vae", tmp_path))["status"] == "finished"
