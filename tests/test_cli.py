@@ -64,7 +64,7 @@ def test_smoke_sweep_writes_records_and_leaderboards_and_skips_when_finished(tmp
     table = out / "leaderboards" / "mnist" / "table4.md"
     assert f"leaderboard: {table}" in first.stdout
     text = table.read_text()
-    assert "| vae | smoke |" in text and "| wgan_gp | smoke |" in text and "(n=2)" in text
+    assert "| vae | 8 | smoke |" in text and "| wgan_gp | 8 | smoke |" in text and "(n=2)" in text
     assert "real data (test set)" in text and "(published)" in text
     records = sorted(out.glob("runs/mnist/*/*/seed*/record.json"))
     assert len(records) == 4
