@@ -36,7 +36,7 @@ import torch
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
 from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
-from models.losses import gradient_penalty, kl_to_standard_normal, l1_reconstruction, reparameterise
+from models.losses import kl_to_standard_normal, l1_reconstruction, reparameterise, wgan_gp_critic_step
 from models.networks import build_critic, build_encoder, build_generator
 
 
@@ -86,18 +86,11 @@ class GVAE(GaussianEncoderMixin, GenerativeModel):
         self.critic.requires_grad_(True)
         for _ in range(cfg.n_critic):
             x = next_batch()
-            half = x.shape[0] // 2
             with torch.no_grad():
                 reconstruction = self.generator(reparameterise(*self.encode(x)))
                 sample = self.generator(self._prior(x.shape[0]))
-            d_real = self.critic(x).mean()
-            d_fake = 0.5 * (self.critic(reconstruction).mean() + self.critic(sample).mean())
-            mixed_fakes = torch.cat([reconstruction[:half], sample[half:]])
-            penalty = gradient_penalty(self.critic, x, mixed_fakes)
-            critic_loss = d_fake - d_real + cfg.gp_weight * penalty
-            self._opt_d.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            self._opt_d.step()
+            critic_loss, wasserstein, penalty = wgan_gp_critic_step(
+                self.critic, self._opt_d, x, [reconstruction, sample], cfg.gp_weight)
 
         self.critic.requires_grad_(False)
         mu, logvar = self.encode(x)
@@ -113,7 +106,7 @@ class GVAE(GaussianEncoderMixin, GenerativeModel):
         self.critic.requires_grad_(True)
         return {
             "critic_loss": critic_loss.item(),
-            "wasserstein": (d_real - d_fake).item(),
+            "wasserstein": wasserstein.item(),
             "gradient_penalty": penalty.item(),
             "encoder_generator_loss": loss.item(),
             "adversarial": adversarial.item(),

@@ -46,3 +46,25 @@ def generator_loss(*fake_logits: torch.Tensor) -> torch.Tensor:
 def l1_reconstruction(x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
     """Per-sample mean absolute error over all data dimensions, ||x - x_rec||_1 / D."""
     return (x - reconstruction).abs().flatten(1).mean(dim=1)
+
+
+def wgan_gp_critic_step(critic: nn.Module, optimizer: torch.optim.Optimizer, real: torch.Tensor,
+                        fakes: list[torch.Tensor], gp_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One WGAN-GP critic update (Gulrajani et al. 2017, Algorithm 1) against one or more kinds of fakes:
+
+        L_D = mean_k E[D(fake_k)] - E[D(x)] + gp_weight * GP,
+
+    with the penalty taken between x and a per-sample mix of the fake kinds (contiguous equal
+    shares of the batch). Returns (L_D, the Wasserstein estimate E[D(x)] - mean_k E[D(fake_k)], GP).
+    """
+    d_real = critic(real).mean()
+    d_fake = torch.stack([critic(fake).mean() for fake in fakes]).mean()
+    n, k = real.shape[0], len(fakes)
+    bounds = [i * n // k for i in range(k + 1)]
+    mixed = torch.cat([fake[bounds[i] : bounds[i + 1]] for i, fake in enumerate(fakes)])
+    penalty = gradient_penalty(critic, real, mixed)
+    loss = d_fake - d_real + gp_weight * penalty
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, d_real - d_fake, penalty

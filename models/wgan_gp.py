@@ -21,7 +21,7 @@ import torch
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
 from models.base import BatchSource, GenerativeModel, ModelConfig, adam
-from models.losses import gradient_penalty
+from models.losses import wgan_gp_critic_step
 from models.networks import build_critic, build_generator
 
 
@@ -68,12 +68,7 @@ class WGANGP(GenerativeModel):
             real = next_batch()
             with torch.no_grad():
                 fake = self.generator(self._noise(real.shape[0]))
-            wasserstein = self.critic(real).mean() - self.critic(fake).mean()
-            penalty = gradient_penalty(self.critic, real, fake)
-            critic_loss = -wasserstein + cfg.gp_weight * penalty
-            self._opt_d.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            self._opt_d.step()
+            critic_loss, wasserstein, penalty = wgan_gp_critic_step(self.critic, self._opt_d, real, [fake], cfg.gp_weight)
         self.critic.requires_grad_(False)
         generator_loss = -self.critic(self.generator(self._noise(real.shape[0]))).mean()
         self._opt_g.zero_grad(set_to_none=True)
