@@ -21,7 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from gvae_bench.records import RECORD_FILE, STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, atomic_write_text, now
+from gvae_bench.records import (
+    RECORD_FILE, STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, atomic_write_text, now,
+)
 
 PUBLISHED_FILE = Path(__file__).with_name("published.toml")
 TABLE_TITLES = {
@@ -85,6 +87,7 @@ def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tupl
             "n_finished": len(finished),
             "n_diverged": sum(r["status"] == STATUS_DIVERGED for r in group),
             "n_failed": sum(r["status"] == STATUS_FAILED for r in group),
+            "n_running": sum(r["status"] == STATUS_RUNNING for r in group),
             "commits": " ".join(sorted({_commit(r) for r in finished})),
         }
         for name in names:
@@ -180,8 +183,8 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
                 cell = f"**{cell}**"
             cells.append(cell)
         if row.row_kind == "measured":
-            status = f"{row.seeds}" + (f" ({int(row.n_diverged)} diverged)" if row.n_diverged else "") + \
-                     (f" ({int(row.n_failed)} failed)" if row.n_failed else "")
+            status = " ".join([row.seeds] + [f"({int(row[f'n_{kind}'])} {kind})" for kind in ("running", "diverged", "failed")
+                                             if row[f"n_{kind}"]]).strip()
             latent = "" if pd.isna(row.latent_dim) else int(row.latent_dim)
             lines.append(f"| {row.model} | {latent} | {row.profile} | {row.config_hash} | {status} | " + " | ".join(cells) + " |")
         else:
