@@ -53,3 +53,19 @@ def test_grid25_geometry_and_fixed_draw():
     assert abs(offsets.std().item() - 0.05) < 0.002
     again = Grid25(".", Grid25.Config(n_train=20000, n_test=100)).load()
     assert torch.equal(splits.train, again.train)  # the data seed, not the run seed, fixes the data
+
+
+def test_stacked_mnist_channels_are_mnist_digits_and_labels_name_the_mode(data_root):
+    from benchmarks.stacked_mnist import StackedMNIST
+
+    bench = StackedMNIST(data_root, StackedMNIST.Config(n_train=3000, n_test=500))
+    splits = bench.load()
+    assert splits.train.shape == (3000, 3, 28, 28) and splits.test.shape == (500, 3, 28, 28)
+    mnist = MNIST(data_root).load()
+    # every channel of a test image is one MNIST test digit, and the label spells the three digits
+    image, mode = splits.test[0], int(splits.test_labels[0])
+    for channel, digit in zip(image, (mode // 100, mode // 10 % 10, mode % 10)):
+        matches = (mnist.test[:, 0] == channel).flatten(1).all(dim=1).nonzero().flatten()
+        assert len(matches) >= 1 and digit in mnist.test_labels[matches].tolist()
+    modes = torch.cat([splits.train_labels, splits.test_labels])
+    assert modes.min() >= 0 and modes.max() <= 999 and len(modes.unique()) > 900  # ~all 1000 modes appear
