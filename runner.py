@@ -182,6 +182,22 @@ def leaderboard_command(dataset: str, out: Path) -> None:
         click.echo(f"leaderboard: {path}")
 
 
+@cli.command("classifier")
+@click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist or fashion_mnist.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+def classifier_command(dataset: str, data_root: Path | None) -> None:
+    """Train (or load from the cache) the domain classifier of the feature-space metrics and print its record."""
+    import json
+
+    from metrics.classifier import cache_root, train_classifier
+
+    root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    model, record = _guard(lambda: train_classifier(dataset, root))
+    click.echo(json.dumps({k: record[k] for k in ("dataset", "test_accuracy", "n_train", "n_test", "config", "key")}, indent=2))
+    click.echo(f"cached in {cache_root()}", err=True)
+
+
 def main() -> None:
     cli(prog_name="runner.py")
 
