@@ -56,6 +56,8 @@ class Benchmark(ABC):
 
     Config: ClassVar[type[BenchmarkConfig]] = BenchmarkConfig
     registered_name: ClassVar[str]
+    #: the labelled dataset whose domain classifier gives this benchmark's feature space (None: none)
+    classifier_dataset: ClassVar[str | None] = None
 
     def __init__(self, data_root: Path, config: BenchmarkConfig | None = None) -> None:
         self.data_root = Path(data_root)

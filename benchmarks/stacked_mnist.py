@@ -49,6 +49,7 @@ class StackedMNIST(Benchmark):
 
     Config = StackedMNISTConfig
     n_modes = 1000
+    classifier_dataset = "mnist"  # read channel by channel
 
     @property
     def spec(self) -> DataSpec:

@@ -77,6 +77,7 @@ class MNIST(TorchvisionGreyImages):
     """MNIST digits, 60k train / 10k test, 28x28 grey, scaled to [-1, 1]."""
 
     dataset_class = datasets.MNIST
+    classifier_dataset = "mnist"
 
 
 @BENCHMARKS.register("fashion_mnist")
@@ -84,3 +85,4 @@ class FashionMNIST(TorchvisionGreyImages):
     """Fashion-MNIST clothes, 60k train / 10k test, 28x28 grey, scaled to [-1, 1]."""
 
     dataset_class = datasets.FashionMNIST
+    classifier_dataset = "fashion_mnist"

@@ -13,19 +13,21 @@ from benchmarks.base import Benchmark, DataSplits
 from gvae_bench.profiles import EvalConfig
 from gvae_bench.registry import METRICS
 from metrics.base import EvalContext
+from metrics.classifier import ClassifierConfig
 from models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, config: EvalConfig,
-             seed: int) -> dict[str, dict[str, Any]]:
+             seed: int, classifier: ClassifierConfig | None = None) -> dict[str, dict[str, Any]]:
     """Every registered metric's result for ``model``, as JSON-able dicts keyed by metric name.
 
     Each entry has ``value`` (None for n/a), ``higher_is_better``, ``table`` and, for n/a, ``na``
     with what was missing; for computed ones the sample counts, ``reference`` and ``details``.
     """
-    ctx = EvalContext(model=model, benchmark=benchmark, splits=splits, config=config, seed=seed)
+    ctx = EvalContext(model=model, benchmark=benchmark, splits=splits, config=config, seed=seed,
+                      classifier_config=classifier or ClassifierConfig())
     results: dict[str, dict[str, Any]] = {}
     model.eval()
     for entry in METRICS.entries():

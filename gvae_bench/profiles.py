@@ -77,10 +77,10 @@ def get_profile(name: str) -> dict[str, Any]:
 
 def resolve_profile(name: str, model: str, benchmark: str, family: str) -> dict[str, dict[str, Any]]:
     """The settings a profile gives one (model, benchmark, family): the sections ``train``,
-    ``eval``, ``benchmark`` and ``model`` after every matching override, in file order."""
+    ``eval``, ``benchmark``, ``model`` and ``classifier`` after every matching override, in file order."""
     profile = get_profile(name)
     sections: dict[str, dict[str, Any]] = {
-        key: dict(profile.get(key, {})) for key in ("train", "eval", "benchmark", "model")
+        key: dict(profile.get(key, {})) for key in ("train", "eval", "benchmark", "model", "classifier")
     }
     facts = {"model": model, "benchmark": benchmark, "family": family}
     for rule in profile.get("override", []):

@@ -126,7 +126,7 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
         record.update(status=STATUS_DIVERGED, ended=now(), reason=outcome.reason)
         log.warning("%s diverged: %s", run_dir, outcome.reason)
         return
-    record["metrics"] = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed)
+    record["metrics"] = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
     torch.manual_seed(spec.seed)
     grid = model.sample_in_batches(resolved.eval.grid_size if resolved.benchmark.spec.kind == "image"
                                    else resolved.eval.n_samples)

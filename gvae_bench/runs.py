@@ -20,6 +20,7 @@ from benchmarks.base import Benchmark
 from gvae_bench.config import config_hash
 from gvae_bench.profiles import EvalConfig, TrainConfig, resolve_profile
 from gvae_bench.registry import BENCHMARKS, MODELS
+from metrics.classifier import ClassifierConfig
 from models.base import GenerativeModel, ModelConfig
 from models.networks import family_for
 
@@ -49,10 +50,15 @@ class ResolvedRun:
     train: TrainConfig
     eval: EvalConfig
     family: str
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def config(self) -> dict[str, Any]:
-        """The resolved config (JSON-able), without seed, device or paths."""
-        return {
+        """The resolved config (JSON-able), without seed, device or paths. The domain classifier's
+        config appears only when a profile changes it from its defaults (so the hashes of runs
+        made before classifiers existed stay valid)."""
+        classifier = self.classifier.to_dict()
+        extra = {"classifier": classifier} if classifier != ClassifierConfig().to_dict() else {}
+        return {**extra,
             "model": self.spec.model,
             "model_config": self.model_config.to_dict(),
             "benchmark": self.spec.benchmark,
@@ -93,4 +99,5 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         train=TrainConfig.from_dict(sections["train"]),
         eval=EvalConfig.from_dict(sections["eval"]),
         family=family,
+        classifier=ClassifierConfig.from_dict(sections["classifier"]),
     )

@@ -17,11 +17,12 @@ import torch
 
 from benchmarks.base import Benchmark, DataSplits
 from gvae_bench.profiles import EvalConfig
+from metrics.classifier import ClassifierConfig, train_classifier
 from models.base import GenerativeModel
 
 # What a metric may need: model capabilities and facts about the benchmark.
 NEEDS_SAMPLES, NEEDS_ENCODER, NEEDS_RECONSTRUCTION = "sample", "encode", "reconstruct"
-NEEDS_IMAGES, NEEDS_KNOWN_MODES = "images", "known_modes"
+NEEDS_IMAGES, NEEDS_KNOWN_MODES, NEEDS_CLASSIFIER = "images", "known_modes", "classifier"
 
 
 @dataclass
@@ -52,7 +53,10 @@ class EvalContext:
     splits: DataSplits
     config: EvalConfig
     seed: int
+    classifier_config: ClassifierConfig = field(default_factory=ClassifierConfig)
     _generated: torch.Tensor | None = None
+    _features: dict[str, torch.Tensor] = field(default_factory=dict)
+    _classifier_record: dict[str, Any] | None = None
 
     def generated(self, n: int) -> torch.Tensor:
         """``n`` samples from the model (CPU, float32, in the data's range)."""
@@ -68,6 +72,29 @@ class EvalContext:
             return test
         order = torch.randperm(len(test), generator=self.generator("real_test"))
         return test[order[:n]]
+
+    def features(self, which: str, n: int) -> torch.Tensor:
+        """Penultimate-layer features of the benchmark's domain classifier for ``n`` generated
+        (``which="generated"``) or real test (``"real"``) samples. Multi-channel images (Stacked
+        MNIST) are read channel by channel and the channels' features concatenated."""
+        key = f"{which}:{n}"
+        if key not in self._features:
+            classifier, self._classifier_record = train_classifier(
+                self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
+            samples = self.generated(n) if which == "generated" else self.real_test(n)
+            with torch.no_grad():
+                per_channel = [torch.cat([classifier.features(samples[i : i + 1000, c : c + 1].float())
+                                          for i in range(0, len(samples), 1000)])
+                               for c in range(samples.shape[1])]
+            self._features[key] = torch.cat(per_channel, dim=1)
+        return self._features[key]
+
+    @property
+    def classifier_details(self) -> dict[str, Any]:
+        """Which classifier made the features: its cache key, test accuracy and feature size."""
+        record = self._classifier_record or {}
+        return {"feature_space": f"{self.benchmark.classifier_dataset} classifier penultimate layer",
+                "classifier_key": record.get("key"), "classifier_test_accuracy": record.get("test_accuracy")}
 
     def generator(self, purpose: str) -> torch.Generator:
         """A CPU generator seeded from the run's seed and ``purpose`` (stable across processes)."""
@@ -96,6 +123,8 @@ class Metric(ABC):
             have.add(NEEDS_IMAGES)
         if benchmark.modes is not None:
             have.add(NEEDS_KNOWN_MODES)
+        if benchmark.classifier_dataset is not None:
+            have.add(NEEDS_CLASSIFIER)
         return sorted(self.needs - have)
 
     @abstractmethod

@@ -101,8 +101,8 @@ def train_classifier(dataset: str, data_root: Path, config: ClassifierConfig | N
     config = config or ClassifierConfig()
     key = _key(dataset, data_root, config)
     weights, record_path = cache_root() / f"{key}.pt", cache_root() / f"{key}.json"
-    model = DomainClassifier(config.width)
     if weights.is_file() and record_path.is_file():
+        model = DomainClassifier(config.width)
         model.load_state_dict(torch.load(weights, map_location="cpu"))
         return model.eval(), json.loads(record_path.read_text())
 
@@ -114,6 +114,21 @@ def train_classifier(dataset: str, data_root: Path, config: ClassifierConfig | N
     train_x, train_y = splits.train, splits.train_labels
     if config.train_limit is not None:
         train_x, train_y = train_x[: config.train_limit], train_y[: config.train_limit]
+    with torch.enable_grad():  # callers may be evaluating under no_grad
+        model = _fit(train_x, train_y, config, dataset)
+    record = {
+        "dataset": dataset, "key": key, "config": config.to_dict(), "data_root": str(Path(data_root).resolve()),
+        "n_train": len(train_x), "n_test": len(splits.test),
+        "test_accuracy": _accuracy(model, splits.test, splits.test_labels),
+        "feature_dim": FEATURE_DIM, "trained": now(), "versions": software_versions(),
+    }
+    atomic_save(weights, lambda buffer: torch.save(model.state_dict(), buffer))
+    atomic_write_json(record_path, record)
+    return model.eval(), record
+
+
+def _fit(train_x: torch.Tensor, train_y: torch.Tensor, config: ClassifierConfig, dataset: str) -> DomainClassifier:
+    """Cross-entropy training with Adam, shuffled epochs from a seeded generator."""
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     model = DomainClassifier(config.width)
@@ -128,12 +143,4 @@ def train_classifier(dataset: str, data_root: Path, config: ClassifierConfig | N
             loss.backward()
             optimizer.step()
         log.info("%s classifier: epoch %d of %d done", dataset, epoch + 1, config.epochs)
-    record = {
-        "dataset": dataset, "key": key, "config": config.to_dict(), "data_root": str(Path(data_root).resolve()),
-        "n_train": len(train_x), "n_test": len(splits.test),
-        "test_accuracy": _accuracy(model, splits.test, splits.test_labels),
-        "feature_dim": FEATURE_DIM, "trained": now(), "versions": software_versions(),
-    }
-    atomic_save(weights, lambda buffer: torch.save(model.state_dict(), buffer))
-    atomic_write_json(record_path, record)
-    return model.eval(), record
+    return model

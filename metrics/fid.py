@@ -117,3 +117,26 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     if not math.isfinite(value):
         raise ValueError(f"frechet_distance overflowed to {value}; rescale the features (they are too large).")
     return max(value, 0.0)
+
+
+# --- registered wrapper -----------------------------------------------------------------------
+
+from gvae_bench.registry import METRICS  # noqa: E402
+from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+
+
+@METRICS.register("fid")
+class ClassifierFID(Metric):
+    """Frechet distance in the harness's own classifier's feature space (not Inception FID; Heusel et al. 2017).
+
+    ``n_samples`` generated against as many real test samples.
+    """
+
+    higher_is_better = False
+    needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        n = ctx.config.n_samples
+        real, fake = ctx.features("real", n), ctx.features("generated", n)
+        return MetricResult(frechet_distance(fake, real), n_generated=len(fake), n_real=len(real),
+                            details=ctx.classifier_details)

@@ -129,3 +129,30 @@ def kernel_inception_distance(
     mean = estimates.mean()
     std = ((estimates - mean) ** 2).mean().sqrt()
     return float(mean.item()), float(std.item())
+
+
+# --- registered wrapper -----------------------------------------------------------------------
+
+from gvae_bench.registry import METRICS  # noqa: E402
+from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+
+
+@METRICS.register("kid")
+class ClassifierKID(Metric):
+    """Unbiased cubic-kernel MMD^2 in the harness's classifier's feature space (not Inception KID; Binkowski et al. 2018).
+
+    100 subsets of up to 1000 of the ``n_samples`` generated and real test samples; the value is
+    the mean over subsets, ``details.std`` their spread.
+    """
+
+    higher_is_better = False
+    needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        n = ctx.config.n_samples
+        real, fake = ctx.features("real", n), ctx.features("generated", n)
+        mean, std = kernel_inception_distance(fake, real, n_subsets=100, subset_size=1000,
+                                              generator=ctx.generator("kid"))
+        return MetricResult(mean, n_generated=len(fake), n_real=len(real),
+                            details={**ctx.classifier_details, "std": std, "n_subsets": 100,
+                                     "subset_size": min(1000, len(fake), len(real))})

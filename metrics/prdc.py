@@ -182,3 +182,73 @@ def density_coverage(
     density = counts.sum().to(torch.float64) / (k * f.shape[0])
     coverage = covered.to(torch.float64).mean()
     return float(density.item()), float(coverage.item())
+
+
+# --- registered wrappers ----------------------------------------------------------------------
+
+from abc import ABC, abstractmethod  # noqa: E402
+
+from gvae_bench.registry import METRICS  # noqa: E402
+from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+
+
+class _FeatureSetMetric(Metric, ABC):
+    """Shared by the four k-NN metrics: ``n_samples`` generated and real test samples in the
+    classifier's feature space."""
+
+    higher_is_better = True
+    needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
+    k: int
+    part: int  # which of the pair the function returns
+
+    @abstractmethod
+    def _value(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        """The metric from real and generated features."""
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        n = ctx.config.n_samples
+        real, fake = ctx.features("real", n), ctx.features("generated", n)
+        return MetricResult(self._value(real, fake), n_generated=len(fake), n_real=len(real),
+                            details={**ctx.classifier_details, "k": self.k})
+
+
+class _PrecisionRecall(_FeatureSetMetric):
+    k = 3
+
+    def _value(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        return precision_recall(real, fake, k=self.k)[self.part]
+
+
+class _DensityCoverage(_FeatureSetMetric):
+    k = 5
+
+    def _value(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        return density_coverage(real, fake, k=self.k)[self.part]
+
+
+@METRICS.register("precision")
+class Precision(_PrecisionRecall):
+    """Share of samples inside the real data's k-NN manifold (k = 3; Kynkaanniemi et al. 2019), classifier features."""
+
+    part = 0
+
+
+@METRICS.register("recall")
+class Recall(_PrecisionRecall):
+    """Share of real data inside the samples' k-NN manifold (k = 3; Kynkaanniemi et al. 2019), classifier features."""
+
+    part = 1
+
+
+@METRICS.register("density")
+class Density(_DensityCoverage):
+    """Mean count of real k-NN balls holding each sample, over k (k = 5; Naeem et al. 2020), classifier features."""
+
+    part = 0
+
+
+@METRICS.register("coverage")
+class Coverage(_DensityCoverage):
+    """Share of real k-NN balls holding at least one sample (k = 5; Naeem et al. 2020), classifier features."""
+
+    part = 1

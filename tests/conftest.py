@@ -16,6 +16,12 @@ def _data_root() -> Path:
     return Path(os.environ.get("GVAE_BENCH_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _classifier_cache(tmp_path_factory) -> None:
+    """Domain classifiers trained by tests go to a temporary cache, never to the user's."""
+    os.environ["GVAE_BENCH_CACHE"] = str(tmp_path_factory.mktemp("classifier-cache"))
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = _data_root()

@@ -77,3 +77,18 @@ def test_smoke_sweep_writes_records_and_leaderboards_and_skips_when_finished(tmp
             assert (path.parent / picture).is_file(), picture
     again = run_cli(*args)
     assert again.returncode == 0 and again.stderr.count("skipped") == 4
+
+
+def test_mnist_table4_carries_the_classifier_feature_metrics(tmp_path, data_root):
+    out = tmp_path / "results"
+    result = run_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke", "--data-root", str(data_root),
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in (out / "leaderboards" / "mnist" / "table4.md").read_text().splitlines()
+                  if line.startswith("| model |"))
+    for name in ("mmd ↓", "ms_ssim ↓", "fid ↓", "kid ↓", "precision ↑", "recall ↑", "density ↑", "coverage ↑"):
+        assert name in header
+    record = json.loads(next(out.glob("runs/mnist/vae/*/seed0/record.json")).read_text())
+    details = record["metrics"]["fid"]["details"]
+    assert details["classifier_key"].startswith("mnist-") and 0 < details["classifier_test_accuracy"] <= 1
+    assert record["config"]["classifier"]["train_limit"] == 2000  # the smoke profile's small classifier
