@@ -182,6 +182,25 @@ def leaderboard_command(dataset: str, out: Path) -> None:
         click.echo(f"leaderboard: {path}")
 
 
+@cli.command("rescore")
+@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose finished runs to rescore.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:
+    """Add metrics registered since the runs finished (from their checkpoints), then rebuild the leaderboards."""
+    from gvae_bench.leaderboard import write_leaderboards
+    from gvae_bench.run import rescore
+
+    root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    for record_path in sorted((out / "runs" / dataset).glob("**/record.json")):
+        added = _guard(lambda: rescore(record_path.parent, root))
+        if added:
+            click.echo(f"  {record_path.parent}: added {', '.join(added)}", err=True)
+    for path in write_leaderboards(out, dataset):
+        click.echo(f"leaderboard: {path}")
+
+
 @cli.command("classifier")
 @click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist or fashion_mnist.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,

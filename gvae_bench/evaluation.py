@@ -20,17 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, config: EvalConfig,
-             seed: int, classifier: ClassifierConfig | None = None) -> dict[str, dict[str, Any]]:
+             seed: int, classifier: ClassifierConfig | None = None,
+             only: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """Every registered metric's result for ``model``, as JSON-able dicts keyed by metric name.
 
     Each entry has ``value`` (None for n/a), ``higher_is_better``, ``table`` and, for n/a, ``na``
     with what was missing; for computed ones the sample counts, ``reference`` and ``details``.
+    ``only``: evaluate just these metric names.
     """
     ctx = EvalContext(model=model, benchmark=benchmark, splits=splits, config=config, seed=seed,
                       classifier_config=classifier or ClassifierConfig())
     results: dict[str, dict[str, Any]] = {}
     model.eval()
     for entry in METRICS.entries():
+        if only is not None and entry.name not in only:
+            continue
         metric = entry.obj()
         base = {"higher_is_better": metric.higher_is_better, "table": metric.table}
         missing = metric.missing(model, benchmark)

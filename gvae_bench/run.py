@@ -141,3 +141,35 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
         pictures.save_reconstructions(run_dir / "reconstructions.png", inputs.cpu(), outputs.cpu(),
                                       resolved.benchmark.spec)
     record.update(status=STATUS_FINISHED, ended=now())
+
+
+def rescore(run_dir: Path, data_root: Path) -> list[str]:
+    """Add the metrics registered since a finished run was evaluated, from its last checkpoint.
+
+    The model is rebuilt from the record's config and weights; the evaluation draws the same
+    samples as the original one (same seeds), so old and new metrics describe one sample set.
+    Returns the names added (empty when nothing was missing or the run is not finished).
+    """
+    from gvae_bench.profiles import EvalConfig
+    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
+    from gvae_bench.training import load_weights
+    from metrics.classifier import ClassifierConfig
+
+    with _run_lock(run_dir) as locked:
+        record = read_record(run_dir)
+        if not locked or record is None or record.get("status") != STATUS_FINISHED:
+            return []
+        missing = set(METRICS.names()) - set(record.get("metrics", {}))
+        if not missing:
+            return []
+        config = record["config"]
+        model_cls, benchmark_cls = MODELS.get(record["model"]), BENCHMARKS.get(record["benchmark"])
+        benchmark = benchmark_cls(data_root, benchmark_cls.Config.from_dict(config["benchmark_config"]))
+        model = model_cls(model_cls.Config.from_dict(config["model_config"]), benchmark.spec)
+        load_weights(model, run_dir)
+        added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record["seed"],
+                         ClassifierConfig.from_dict(config.get("classifier", {})), only=missing)
+        record["metrics"].update(added)
+        record.setdefault("rescored", []).append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
+        write_record(run_dir, record)
+        return sorted(added)

@@ -75,3 +75,21 @@ def test_a_run_locked_by_another_process_is_skipped(tmp_path):
         os.close(fd)
     assert record["skipped"] and record["status"] == "running" and not (run_dir / "record.json").exists()
     assert execute_run(_spec("vae", tmp_path))["status"] == "finished"
+
+
+def test_rescore_adds_missing_metrics_with_the_same_samples(tmp_path, data_root):
+    import json
+
+    from gvae_bench.run import rescore
+
+    spec = RunSpec(model="vae", benchmark="mnist", profile="smoke", seed=0, data_root=data_root, out=tmp_path)
+    record = execute_run(spec)
+    run_dir = resolve(spec).run_dir
+    original = {name: record["metrics"][name]["value"] for name in ("fid", "mmd")}
+    trimmed = {**record, "metrics": {k: v for k, v in record["metrics"].items() if k not in ("fid", "mmd")}}
+    (run_dir / "record.json").write_text(json.dumps(trimmed))
+    assert rescore(run_dir, data_root) == ["fid", "mmd"]
+    rescored = json.loads((run_dir / "record.json").read_text())
+    assert {name: rescored["metrics"][name]["value"] for name in ("fid", "mmd")} == pytest.approx(original, rel=1e-6)
+    assert rescored["rescored"][0]["metrics"] == ["fid", "mmd"]
+    assert rescore(run_dir, data_root) == []  # nothing missing any more
