@@ -89,6 +89,21 @@ class EvalContext:
             self._features[key] = torch.cat(per_channel, dim=1)
         return self._features[key]
 
+    def predicted_classes(self, which: str, n: int) -> torch.Tensor:
+        """The domain classifier's argmax class for each channel of ``n`` generated or real test
+        samples, shape (n, channels)."""
+        key = f"classes:{which}:{n}"
+        if key not in self._features:
+            classifier, self._classifier_record = train_classifier(
+                self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
+            samples = self.generated(n) if which == "generated" else self.real_test(n)
+            with torch.no_grad():
+                self._features[key] = torch.stack([
+                    torch.cat([classifier(samples[i : i + 1000, c : c + 1].float()).argmax(dim=1)
+                               for i in range(0, len(samples), 1000)])
+                    for c in range(samples.shape[1])], dim=1)
+        return self._features[key]
+
     @property
     def classifier_details(self) -> dict[str, Any]:
         """Which classifier made the features: its cache key, test accuracy and feature size."""
