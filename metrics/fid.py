@@ -20,19 +20,9 @@ import math
 
 import torch
 
+from metrics._samples import paired_rows
+
 __all__ = ["frechet_distance"]
-
-
-def _as_rows(t: torch.Tensor, name: str) -> torch.Tensor:
-    """Flatten a tensor of samples to (n, d), with one sample per row."""
-    if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of features, got {type(t).__name__}.")
-    if t.dim() == 0:
-        raise ValueError(f"{name} must have a leading sample dimension, e.g. shape (n, d); got a scalar.")
-    if t.dim() == 1:
-        # A 1-D tensor is read as n samples of dimension 1.
-        return t.reshape(-1, 1)
-    return t.flatten(1)
 
 
 def _mean_and_covariance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,26 +78,8 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
         ValueError: if either set has fewer than 2 rows, the feature dimensions or devices differ, or either set
             contains NaN/inf.
     """
-    a = _as_rows(features_a, "features_a")
-    b = _as_rows(features_b, "features_b")
-    n_a, n_b = a.shape[0], b.shape[0]
-    if n_a < 2 or n_b < 2:
-        raise ValueError(
-            f"frechet_distance needs at least 2 samples in each set to estimate a covariance (divides by n - 1); "
-            f"got n_a={n_a} (shape {tuple(features_a.shape)}), n_b={n_b} (shape {tuple(features_b.shape)})."
-        )
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"features_a and features_b must have the same feature dimension d; got {a.shape[1]} "
-            f"(shape {tuple(features_a.shape)}) vs {b.shape[1]} (shape {tuple(features_b.shape)})."
-        )
-    if a.device != b.device:
-        raise ValueError(f"features_a and features_b must be on the same device; got {a.device} and {b.device}.")
-    a = a.to(torch.float64)
-    b = b.to(torch.float64)
-    if not bool(torch.isfinite(a).all()) or not bool(torch.isfinite(b).all()):
-        raise ValueError("features_a and features_b must contain only finite values (found NaN or inf).")
-
+    a, b = paired_rows(features_a, features_b, ("features_a", "features_b"), (2, 2),
+                       "at least 2 samples each to estimate a covariance, which divides by n - 1")
     mu_a, s_a = _mean_and_covariance(a)
     mu_b, s_b = _mean_and_covariance(b)
     diff = mu_a - mu_b

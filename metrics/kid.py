@@ -17,19 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from metrics._samples import paired_rows
+
 __all__ = ["kernel_inception_distance"]
-
-
-def _as_rows(t: torch.Tensor, name: str) -> torch.Tensor:
-    """Flatten a tensor of samples to (n, d), with one sample per row."""
-    if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of features, got {type(t).__name__}.")
-    if t.dim() == 0:
-        raise ValueError(f"{name} must have a leading sample dimension, e.g. shape (n, d); got a scalar.")
-    if t.dim() == 1:
-        # A 1-D tensor is read as n samples of dimension 1.
-        return t.reshape(-1, 1)
-    return t.flatten(1)
 
 
 def _cubic_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -92,21 +82,9 @@ def kernel_inception_distance(
         ValueError: on fewer than 2 rows in either set, mismatched feature dimensions or devices, n_subsets < 1,
             subset_size < 2, or NaN/inf in the inputs.
     """
-    a = _as_rows(features_a, "features_a")
-    b = _as_rows(features_b, "features_b")
+    a, b = paired_rows(features_a, features_b, ("features_a", "features_b"), (2, 2),
+                       "at least 2 samples each: the unbiased estimator divides by m(m-1)")
     n_a, n_b = a.shape[0], b.shape[0]
-    if n_a < 2 or n_b < 2:
-        raise ValueError(
-            f"kernel_inception_distance needs at least 2 samples in each set (the unbiased estimator divides by "
-            f"m(m-1)); got n_a={n_a} (shape {tuple(features_a.shape)}), n_b={n_b} (shape {tuple(features_b.shape)})."
-        )
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"features_a and features_b must have the same feature dimension d; got {a.shape[1]} "
-            f"(shape {tuple(features_a.shape)}) vs {b.shape[1]} (shape {tuple(features_b.shape)})."
-        )
-    if a.device != b.device:
-        raise ValueError(f"features_a and features_b must be on the same device; got {a.device} and {b.device}.")
     if isinstance(n_subsets, bool) or not isinstance(n_subsets, int) or n_subsets < 1:
         raise ValueError(f"n_subsets must be an integer >= 1, got {n_subsets!r}.")
     if isinstance(subset_size, bool) or not isinstance(subset_size, int) or subset_size < 2:
@@ -114,11 +92,6 @@ def kernel_inception_distance(
             f"subset_size must be an integer >= 2 (the unbiased estimator needs 2 samples per set), "
             f"got {subset_size!r}."
         )
-    a = a.to(torch.float64)
-    b = b.to(torch.float64)
-    if not bool(torch.isfinite(a).all()) or not bool(torch.isfinite(b).all()):
-        raise ValueError("features_a and features_b must contain only finite values (found NaN or inf).")
-
     m = min(subset_size, n_a, n_b)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     estimates = torch.empty(n_subsets, dtype=torch.float64, device=a.device)

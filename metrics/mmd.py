@@ -26,19 +26,9 @@ import math
 
 import torch
 
+from metrics._samples import as_rows
+
 __all__ = ["median_heuristic_bandwidth", "gaussian_kernel_mmd2_unbiased"]
-
-
-def _as_rows(t: torch.Tensor, name: str) -> torch.Tensor:
-    """Flatten a tensor of samples to (n, d), with one sample per row."""
-    if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of samples, got {type(t).__name__}.")
-    if t.dim() == 0:
-        raise ValueError(f"{name} must have a leading sample dimension, e.g. shape (n, d) or (n, C, H, W); got a scalar.")
-    if t.dim() == 1:
-        # A 1-D tensor is read as n samples of dimension 1.
-        return t.reshape(-1, 1)
-    return t.reshape(t.shape[0], -1)
 
 
 def median_heuristic_bandwidth(
@@ -74,7 +64,7 @@ def median_heuristic_bandwidth(
     Raises:
         ValueError: if ``reference`` has fewer than 2 rows, or ``max_samples`` < 2, or contains NaN/inf.
     """
-    x = _as_rows(reference, "reference")
+    x = as_rows(reference, "reference")
     n = x.shape[0]
     if n < 2:
         raise ValueError(
@@ -150,8 +140,8 @@ def gaussian_kernel_mmd2_unbiased(
         ValueError: on mismatched feature dimensions or devices, fewer than 2 rows in either set, a non-positive
             or non-finite bandwidth, a block_size < 1, or NaN/inf in the inputs.
     """
-    xr = _as_rows(x, "x")
-    yr = _as_rows(y, "y")
+    xr = as_rows(x, "x")
+    yr = as_rows(y, "y")
     m, n = xr.shape[0], yr.shape[0]
     if xr.shape[1] != yr.shape[1]:
         raise ValueError(

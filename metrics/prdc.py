@@ -26,36 +26,18 @@ from __future__ import annotations
 
 import torch
 
+from metrics._samples import as_rows, paired_rows
+
 __all__ = ["precision_recall", "density_coverage"]
 
 _CDIST_MODE = "donot_use_mm_for_euclid_dist"
-
-
-def _as_rows(t: torch.Tensor, name: str) -> torch.Tensor:
-    """Flatten a tensor of samples to (n, d), with one sample per row."""
-    if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of samples, got {type(t).__name__}.")
-    if t.dim() == 0:
-        raise ValueError(f"{name} must have a leading sample dimension, e.g. shape (n, d) or (n, C, H, W); got a scalar.")
-    if t.dim() == 1:
-        # A 1-D tensor is read as n samples of dimension 1.
-        return t.reshape(-1, 1)
-    return t.flatten(1)
 
 
 def _validated_pair(
     real: torch.Tensor, fake: torch.Tensor, k: int, block_size: int, k_below_fake: bool, caller: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flatten, check and cast (real, fake) to float64; ``k_below_fake`` also requires k < number of fake rows."""
-    r = _as_rows(real, "real")
-    f = _as_rows(fake, "fake")
-    if r.shape[1] != f.shape[1]:
-        raise ValueError(
-            f"real and fake must have the same dimension after flattening each sample; got real: {r.shape[1]} "
-            f"(shape {tuple(real.shape)}) vs fake: {f.shape[1]} (shape {tuple(fake.shape)})."
-        )
-    if r.device != f.device:
-        raise ValueError(f"real and fake must be on the same device; got real on {r.device} and fake on {f.device}.")
+    r, f = as_rows(real, "real"), as_rows(fake, "fake")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}.")
     n, m = r.shape[0], f.shape[0]
@@ -73,11 +55,7 @@ def _validated_pair(
         )
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}.")
-    r = r.to(torch.float64)
-    f = f.to(torch.float64)
-    if not bool(torch.isfinite(r).all()) or not bool(torch.isfinite(f).all()):
-        raise ValueError("real and fake must contain only finite values (found NaN or inf).")
-    return r, f
+    return paired_rows(real, fake, ("real", "fake"), (1, 1), caller)
 
 
 def _knn_radii(x: torch.Tensor, k: int, block_size: int) -> torch.Tensor:

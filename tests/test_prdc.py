@@ -183,7 +183,7 @@ def test_invalid_inputs() -> None:
     assert density_coverage(real, fake, k=4)[1] >= 0.0  # k only has to be below N for density/coverage
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         precision_recall(real, fake, k=0)
-    with pytest.raises(ValueError, match="same dimension"):
+    with pytest.raises(ValueError, match="same feature dimension"):
         precision_recall(real, torch.randn(4, 3))
     with pytest.raises(ValueError, match="block_size"):
         density_coverage(real, fake, block_size=0)
