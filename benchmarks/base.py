@@ -51,6 +51,21 @@ class BenchmarkConfig(ConfigBase):
             raise ValueError(f"train_limit must be a positive number of samples or None, got {self.train_limit}")
 
 
+@dataclass
+class DrawnDataConfig(BenchmarkConfig):
+    """For benchmarks whose samples are drawn in code: ``n_train``/``n_test`` samples per split,
+    drawn with ``data_seed`` (fixed, not the run's seed, so every run sees the same data)."""
+
+    n_train: int = 100_000
+    n_test: int = 10_000
+    data_seed: int = 1234
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_train < 1 or self.n_test < 2:
+            raise ValueError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train}, {self.n_test}")
+
+
 class Benchmark(ABC):
     """A registered dataset. Subclasses set ``Config`` and implement ``spec`` and ``_load``."""
 

@@ -14,33 +14,18 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from benchmarks.base import Benchmark, BenchmarkConfig, DataSpec, DataSplits
+from benchmarks.base import Benchmark, DataSpec, DataSplits, DrawnDataConfig
 from gvae_bench.registry import BENCHMARKS
-
-
-@dataclass
-class MixtureConfig(BenchmarkConfig):
-    """``n_train``/``n_test``: samples drawn for each split; ``data_seed``: seed of those draws."""
-
-    n_train: int = 100_000
-    n_test: int = 10_000
-    data_seed: int = 1234
-
-    def validate(self) -> None:
-        super().validate()
-        if self.n_train < 1 or self.n_test < 2:
-            raise ValueError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train}, {self.n_test}")
 
 
 class GaussianMixture2D(Benchmark):
     """Equal-weight isotropic Gaussian mixture in the plane with known centres."""
 
-    Config = MixtureConfig
+    Config = DrawnDataConfig
     std: ClassVar[float]
 
     @staticmethod
@@ -68,7 +53,7 @@ class GaussianMixture2D(Benchmark):
         return points, labels
 
     def _load(self) -> DataSplits:
-        cfg: MixtureConfig = self.config  # type: ignore[assignment]
+        cfg: DrawnDataConfig = self.config  # type: ignore[assignment]
         generator = torch.Generator().manual_seed(cfg.data_seed)
         train, train_labels = self.draw(cfg.n_train, generator)
         test, test_labels = self.draw(cfg.n_test, generator)

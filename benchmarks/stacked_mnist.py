@@ -14,23 +14,16 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.base import Benchmark, BenchmarkConfig, DataSpec, DataSplits
+from benchmarks.base import Benchmark, DataSpec, DataSplits, DrawnDataConfig
 from benchmarks.torchvision_images import MNIST
 from gvae_bench.registry import BENCHMARKS
 
 
 @dataclass
-class StackedMNISTConfig(BenchmarkConfig):
-    """``n_train``/``n_test``: stacked images drawn for each split; ``data_seed``: seed of the draws."""
+class StackedMNISTConfig(DrawnDataConfig):
+    """As ``DrawnDataConfig``, with 60,000 stacked training images by default."""
 
     n_train: int = 60_000
-    n_test: int = 10_000
-    data_seed: int = 1234
-
-    def validate(self) -> None:
-        super().validate()
-        if self.n_train < 1 or self.n_test < 2:
-            raise ValueError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train}, {self.n_test}")
 
 
 def stack_digits(images: torch.Tensor, labels: torch.Tensor, n: int,
