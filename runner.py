@@ -61,6 +61,8 @@ def _device(choice: str) -> str:
 @click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds; one run per model and seed.")
 @click.option("--latent-sizes", "latent_text", default=None, metavar="100,500",
               help="Sweep the latent size: each model runs at each size (the paper's Table 5); writes table5.")
+@click.option("--set", "settings", multiple=True, metavar="benchmark.FIELD=VALUE",
+              help="Override one config field after the profile, e.g. --set benchmark.mode=3d --set model.width=32 (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
@@ -72,8 +74,8 @@ def _device(choice: str) -> str:
               help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
 @click.pass_context
-def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, data_root, out, device, executor,
-        plugins, verbose):
+def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
+        executor, plugins, verbose):
     """Train generative models on a benchmark with one shared runner, evaluate them with one
     metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
 
@@ -87,7 +89,8 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
         return
     if not models_text or not dataset:
         raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
-    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, data_root, out, device, executor))
+    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
+                          executor))
 
 
 def _load_plugins(plugins) -> None:
@@ -109,7 +112,26 @@ def _guard(action):
         raise CLIError(str(exc)) from None
 
 
-def _sweep(models_text, dataset, profile, seeds_text, latent_text, data_root, out, device, executor_name) -> None:
+def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
+    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),)}; values read as JSON when they parse
+    (numbers, true/false, null), else kept as text."""
+    import json
+
+    parsed: dict[str, list] = {"benchmark": [], "model": []}
+    for item in settings:
+        target, _, rest = item.partition(".")
+        name, eq, text = rest.partition("=")
+        if target not in parsed or not name or not eq:
+            raise CLIError(f"--set takes benchmark.FIELD=VALUE or model.FIELD=VALUE, e.g. --set benchmark.mode=3d; got {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        parsed[target].append((name, value))
+    return {key: tuple(values) for key, values in parsed.items()}
+
+
+def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name) -> None:
     from gvae_bench.executors import get_executor
     from gvae_bench.leaderboard import write_leaderboards
     from gvae_bench.profiles import get_profile
@@ -127,10 +149,13 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, data_root, ou
     get_profile(profile)
     executor = get_executor(executor_name)
     root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    overrides = _parse_settings(settings)
     specs = [RunSpec(model=m, benchmark=dataset, profile=profile, seed=s, data_root=root, out=out, device=_device(device),
-                     model_overrides=() if size is None else (("latent_dim", size),))
+                     model_overrides=overrides["model"] + (() if size is None else (("latent_dim", size),)),
+                     benchmark_overrides=overrides["benchmark"])
              for m in models for size in latent_sizes for s in seeds]
-    BENCHMARKS.get(dataset)(root).load()  # missing data is reported before any run starts
+    benchmark_cls = BENCHMARKS.get(dataset)
+    benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()  # missing data: before any run
     click.echo(f"{len(specs)} run(s): {', '.join(models)} on {dataset}, profile {profile}, seeds {seeds_text}", err=True)
     problems = []
     for record in executor.run(specs):

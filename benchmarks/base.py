@@ -21,7 +21,7 @@ class DataSpec:
     """
 
     shape: tuple[int, ...]
-    kind: Literal["image", "points"]
+    kind: Literal["image", "volume", "points"]
     value_range: tuple[float, float] | None = (-1.0, 1.0)
 
 

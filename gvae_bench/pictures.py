@@ -17,8 +17,11 @@ from gvae_bench.records import atomic_save  # noqa: E402
 
 def save_samples(path: Path, samples: torch.Tensor, spec: DataSpec, real: torch.Tensor | None = None,
                  modes: torch.Tensor | None = None, title: str = "") -> None:
-    """Images: a square grid (torchvision's save_image) scaled from the data's range.
-    Points: a scatter of the samples over the real test points and the true mode centres."""
+    """Images: a square grid (torchvision's save_image) scaled from the data's range; volumes: the
+    grid of their middle axial slices. Points: a scatter of the samples over the real test points
+    and the true mode centres."""
+    if spec.kind == "volume":
+        samples, spec = middle_slices(samples), DataSpec(spec.shape[:1] + spec.shape[2:], "image", spec.value_range)
     if spec.kind == "image":
         _save_grid(path, samples, spec, max(1, int(len(samples) ** 0.5)))
         return
@@ -34,8 +37,16 @@ def save_samples(path: Path, samples: torch.Tensor, spec: DataSpec, real: torch.
     _save_figure(path, fig)
 
 
+def middle_slices(volumes: torch.Tensor) -> torch.Tensor:
+    """(n, C, D, H, W) volumes -> their middle axial slices (n, C, H, W)."""
+    return volumes[:, :, volumes.shape[2] // 2]
+
+
 def save_reconstructions(path: Path, inputs: torch.Tensor, outputs: torch.Tensor, spec: DataSpec, per_row: int = 8) -> None:
-    """Image pairs as alternating rows: a row of inputs, then the row of their reconstructions."""
+    """Image pairs as alternating rows: a row of inputs, then the row of their reconstructions
+    (volumes: their middle axial slices)."""
+    if spec.kind == "volume":
+        inputs, outputs = middle_slices(inputs), middle_slices(outputs)
     rows = []
     for start in range(0, len(inputs), per_row):
         rows += [inputs[start : start + per_row], outputs[start : start + per_row]]

@@ -128,12 +128,12 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
         return
     record["metrics"] = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
     torch.manual_seed(spec.seed)
-    grid = model.sample_in_batches(resolved.eval.grid_size if resolved.benchmark.spec.kind == "image"
+    grid = model.sample_in_batches(resolved.eval.grid_size if resolved.benchmark.spec.kind != "points"
                                    else resolved.eval.n_samples)
     pictures.save_samples(run_dir / "samples.png", grid, resolved.benchmark.spec,
                           real=splits.test[: resolved.eval.n_samples], modes=resolved.benchmark.modes,
                           title=description)
-    if model.can_reconstruct and resolved.benchmark.spec.kind == "image":
+    if model.can_reconstruct and resolved.benchmark.spec.kind != "points":
         inputs = splits.test[: max(8, resolved.eval.grid_size // 2)].to(device)
         with torch.no_grad():
             model.eval()

@@ -27,7 +27,8 @@ from models.networks import family_for
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep. ``model_overrides`` are applied after the profile (e.g. a latent size)."""
+    """One run of a sweep. ``model_overrides`` and ``benchmark_overrides`` (field, value) are
+    applied after the profile (e.g. a latent size, the CT mode)."""
 
     model: str
     benchmark: str
@@ -37,6 +38,7 @@ class RunSpec:
     out: Path
     device: str = "cpu"
     model_overrides: tuple[tuple[str, Any], ...] = field(default=())
+    benchmark_overrides: tuple[tuple[str, Any], ...] = field(default=())
 
 
 @dataclass
@@ -85,10 +87,11 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     """Look the names up in the registries and apply the profile and the overrides."""
     model_cls = MODELS.get(spec.model)
     benchmark_cls = BENCHMARKS.get(spec.benchmark)
-    shape_probe = benchmark_cls(spec.data_root)  # default config: only its spec is read
-    family = family_for(shape_probe.spec.shape).name
+    shape_probe = benchmark_cls(spec.data_root, benchmark_cls.Config.from_dict(dict(spec.benchmark_overrides)))
+    family = family_for(shape_probe.spec.shape).name  # the data's shape may depend on the overrides (CT mode)
     sections = resolve_profile(spec.profile, spec.model, spec.benchmark, family)
-    benchmark = benchmark_cls(spec.data_root, benchmark_cls.Config.from_dict(sections["benchmark"]))
+    benchmark_values = {**sections["benchmark"], **dict(spec.benchmark_overrides)}
+    benchmark = benchmark_cls(spec.data_root, benchmark_cls.Config.from_dict(benchmark_values))
     model_config = model_cls.Config.from_dict({**sections["model"], **dict(spec.model_overrides)})
     model_config = model_config.for_data(benchmark.spec)
     return ResolvedRun(

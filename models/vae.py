@@ -15,7 +15,8 @@ Observation models p(x|z) (``likelihood``):
   [0, 1] it is the cross-entropy commonly used in its place (not a normalised density).
 * ``gaussian``: -log p(x|z) = sum ((x - mu(z))^2 / (2 s^2) + log s + log(2 pi) / 2), s = ``obs_scale``.
 * ``laplace``: -log p(x|z) = sum (|x - mu(z)| / b + log(2 b)), b = ``obs_scale``.
-* ``auto`` (default): ``bernoulli`` for images, ``gaussian`` for points; the resolved value is
+* ``auto`` (default): ``bernoulli`` for data in [-1, 1] (images, CT), ``gaussian`` for unbounded
+  points; the resolved value is
   what the run record stores.
 
 Samples are the decoder's mean E[x|z] for z ~ N(0, I), mapped to the data's range.
@@ -61,7 +62,7 @@ class VAEConfig(ModelConfig):
     def for_data(self, data: DataSpec) -> "VAEConfig":
         if self.likelihood != "auto":
             return self
-        return self.replace(likelihood="bernoulli" if data.kind == "image" else "gaussian")
+        return self.replace(likelihood="bernoulli" if data.value_range is not None else "gaussian")
 
 
 @MODELS.register("vae")
