@@ -41,7 +41,7 @@ class ClassifierConfig(ConfigBase):
     """Training of a domain classifier: Adam ``lr``, ``epochs`` over ``train_limit`` images (None:
     all), ``width`` channels in the first block, ``seed``."""
 
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 128
     lr: float = 1e-3
     width: int = 16
