@@ -103,6 +103,10 @@ class CTBenchmark(Benchmark):
         shape = (1, cfg.size, cfg.size) if cfg.mode == "2d" else (1, cfg.size, cfg.size, cfg.size)
         return DataSpec(shape=shape, kind="image" if cfg.mode == "2d" else "volume", value_range=(-1.0, 1.0))
 
+    def to_hu(self, values: torch.Tensor) -> torch.Tensor:
+        """Samples in [-1, 1] back to Hounsfield units (through the configured window)."""
+        return self.config.unwindow(values)  # type: ignore[attr-defined]
+
     def source_folder(self) -> Path:
         """The folder to read (subclasses check their layout and raise DataMissingError)."""
         return self.data_root

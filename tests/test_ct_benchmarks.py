@@ -26,6 +26,8 @@ def test_every_model_trains_on_ct_slices_and_patches(tmp_path, data_root):
     assert families == {(m, f) for m in MODELS.split(",") for f in ("resnet", "conv3d")}
     for record in records:
         assert record["metrics"]["mmd"]["value"] is not None
+        assert 0 <= record["metrics"]["hu_wasserstein"]["value"] <= 400  # within the 400 HU window
+        assert 0 <= record["metrics"]["tissue_tv"]["value"] <= 1
         if record["config"]["network_family"] == "conv3d":
             assert record["metrics"]["ms_ssim"]["value"] is None  # 2D metric: n/a on volumes
     assert (out / "leaderboards" / "ct_folder" / "table4.md").is_file()
