@@ -226,6 +226,26 @@ def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:
         click.echo(f"leaderboard: {path}")
 
 
+@cli.command("export-nifti")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-n", "count", default=8, show_default=True, help="How many samples to generate.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def export_nifti_command(run_dir: Path, count: int, data_root: Path | None) -> None:
+    """Write samples of a finished CT run as NIfTI (HU, training spacing) into RUN_DIR/nifti/."""
+    import torch
+
+    from gvae_bench.run import load_finished_run
+
+    root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    model, benchmark = _guard(lambda: load_finished_run(run_dir, root))
+    if not hasattr(benchmark, "write_nifti"):
+        raise CLIError(f"{benchmark.registered_name} is not a CT benchmark; export-nifti takes runs of ct_folder or pancreas_ct")
+    torch.manual_seed(0)
+    for path in benchmark.write_nifti(model.sample_in_batches(count), run_dir / "nifti"):
+        click.echo(str(path))
+
+
 @cli.command("classifier")
 @click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist or fashion_mnist.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,

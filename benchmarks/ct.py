@@ -107,6 +107,33 @@ class CTBenchmark(Benchmark):
         """Samples in [-1, 1] back to Hounsfield units (through the configured window)."""
         return self.config.unwindow(values)  # type: ignore[attr-defined]
 
+    def write_nifti(self, samples: torch.Tensor, folder: Path) -> list[Path]:
+        """Write samples in [-1, 1] as NIfTI files in HU that open in the usual viewers.
+
+        3D mode: one file per sample, isotropic ``spacing_mm`` voxels. 2D mode: one file holding
+        the slices as a stack (z = sample index, 1 mm apart: independent samples, not a volume),
+        in-plane spacing = the mean field of view of the training volumes / ``size``. Only
+        geometry goes into the header. Orientation LPS, as the training data were read.
+        """
+        cfg: CTConfig = self.config  # type: ignore[assignment]
+        folder.mkdir(parents=True, exist_ok=True)
+        hu = self.to_hu(samples.float().cpu()).numpy()[:, 0]
+        if cfg.mode == "3d":
+            stacks = [(arr, (cfg.spacing_mm,) * 3) for arr in hu]
+        else:
+            volumes = self.load().info["volumes"]
+            fov = np.mean([[v["shape_zyx"][1] * v["spacing_zyx_mm"][1], v["shape_zyx"][2] * v["spacing_zyx_mm"][2]]
+                           for v in volumes], axis=0)
+            stacks = [(hu, (fov[1] / cfg.size, fov[0] / cfg.size, 1.0))]
+        paths = []
+        for index, (array, spacing_xyz) in enumerate(stacks):
+            image = sitk.GetImageFromArray(array.astype(np.float32))
+            image.SetSpacing(tuple(float(s) for s in spacing_xyz))
+            path = folder / f"generated_{index:03d}.nii.gz"
+            sitk.WriteImage(image, str(path))
+            paths.append(path)
+        return paths
+
     def source_folder(self) -> Path:
         """The folder to read (subclasses check their layout and raise DataMissingError)."""
         return self.data_root

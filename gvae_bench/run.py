@@ -143,6 +143,23 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
     record.update(status=STATUS_FINISHED, ended=now())
 
 
+def load_finished_run(run_dir: Path, data_root: Path):
+    """The model of a finished run (weights from its checkpoint) and its benchmark, rebuilt from
+    the run record's resolved config alone."""
+    from gvae_bench.registry import BENCHMARKS, MODELS
+    from gvae_bench.training import load_weights
+
+    record = read_record(run_dir)
+    if record is None or record.get("status") != STATUS_FINISHED:
+        raise UserError(f"{run_dir} holds no finished run (record status: {(record or {}).get('status', 'none')})")
+    config = record["config"]
+    model_cls, benchmark_cls = MODELS.get(record["model"]), BENCHMARKS.get(record["benchmark"])
+    benchmark = benchmark_cls(data_root, benchmark_cls.Config.from_dict(config["benchmark_config"]))
+    model = model_cls(model_cls.Config.from_dict(config["model_config"]), benchmark.spec)
+    load_weights(model, run_dir)
+    return model.eval(), benchmark
+
+
 def rescore(run_dir: Path, data_root: Path) -> list[str]:
     """Add the metrics registered since a finished run was evaluated, from its last checkpoint.
 
@@ -151,8 +168,7 @@ def rescore(run_dir: Path, data_root: Path) -> list[str]:
     Returns the names added (empty when nothing was missing or the run is not finished).
     """
     from gvae_bench.profiles import EvalConfig
-    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
-    from gvae_bench.training import load_weights
+    from gvae_bench.registry import METRICS
     from metrics.classifier import ClassifierConfig
 
     with _run_lock(run_dir) as locked:
@@ -163,10 +179,7 @@ def rescore(run_dir: Path, data_root: Path) -> list[str]:
         if not missing:
             return []
         config = record["config"]
-        model_cls, benchmark_cls = MODELS.get(record["model"]), BENCHMARKS.get(record["benchmark"])
-        benchmark = benchmark_cls(data_root, benchmark_cls.Config.from_dict(config["benchmark_config"]))
-        model = model_cls(model_cls.Config.from_dict(config["model_config"]), benchmark.spec)
-        load_weights(model, run_dir)
+        model, benchmark = load_finished_run(run_dir, data_root)
         added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record["seed"],
                          ClassifierConfig.from_dict(config.get("classifier", {})), only=missing)
         record["metrics"].update(added)

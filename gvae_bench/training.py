@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gvae_bench.errors import UserError
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.records import atomic_save, atomic_write_text
 from models.base import GenerativeModel
@@ -64,7 +65,8 @@ class BatchStream:
 
     def __init__(self, data: torch.Tensor, batch_size: int, seed: int) -> None:
         if batch_size > len(data):
-            raise ValueError(f"batch_size {batch_size} is larger than the {len(data)} training samples")
+            raise UserError(f"batch_size {batch_size} is larger than the {len(data)} training samples; "
+                            "lower train.batch_size or give the benchmark more training data")
         self.data = data
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from benchmarks.ct import CTConfig, CTFolder, PancreasCT
@@ -67,3 +68,23 @@ def test_pancreas_ct_in_the_tcia_layout_splits_by_patient(tmp_path):
     assert not set(split["test_volumes"]) & set(split["train_volumes"])
     assert len(splits.train) == 24 and len(splits.test) == 8  # 8 slices per patient, never mixed
     assert "PANCREAS" not in json.dumps(splits.info)  # geometry only, no names
+
+
+def test_exported_nifti_opens_with_the_training_spacing(tmp_path, data_root):
+    import nibabel as nib
+
+    out = tmp_path / "results"
+    args = ("--models", "vae", "--dataset", "ct_folder", "--profile", "smoke", "--data-root", str(data_root / "CT"),
+            "--out", str(out), "--set", "benchmark.mode=3d", "--set", "benchmark.size=16",
+            "--set", "benchmark.patches_per_volume=16", "--set", "benchmark.spacing_mm=2.0")
+    assert run_cli(*args).returncode == 0
+    run_dir = next(out.glob("runs/ct_folder/vae/*/seed0"))
+    result = run_cli("export-nifti", str(run_dir), "-n", "2", "--data-root", str(data_root / "CT"))
+    assert result.returncode == 0, result.stderr
+    paths = sorted((run_dir / "nifti").glob("*.nii.gz"))
+    assert len(paths) == 2
+    image = nib.load(paths[0])
+    assert image.shape == (16, 16, 16)
+    assert image.header.get_zooms() == pytest.approx((2.0, 2.0, 2.0))
+    data = image.get_fdata()
+    assert -160.0 - 1e-3 <= data.min() and data.max() <= 240.0 + 1e-3  # HU inside the abdominal window
