@@ -1,0 +1,37 @@
+"""Profiles are data: every profile resolves for every model on every benchmark, and overrides
+apply as the file says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gvae_bench.errors import UserError
+from gvae_bench.profiles import profile_names, resolve_profile
+from gvae_bench.registry import BENCHMARKS, MODELS
+from gvae_bench.runs import RunSpec, resolve
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_every_profile_resolves_for_every_model_and_benchmark(profile):
+    for model in MODELS.names():
+        if model.startswith("test_"):
+            continue  # models registered by other tests
+        for benchmark in BENCHMARKS.names():
+            run = resolve(RunSpec(model, benchmark, profile, 0, Path("unused"), Path("unused")))
+            assert run.train.steps >= 1 and run.eval.n_samples >= 2
+            assert run.config_hash == resolve(RunSpec(model, benchmark, profile, 1, Path("x"), Path("y"))).config_hash
+
+
+def test_overrides_apply_in_order_and_lists_match_any_value():
+    assert resolve_profile("quick", "wgan_gp", "mnist", "dcgan28")["train"]["steps"] == 2000
+    assert resolve_profile("quick", "gvae", "mnist", "dcgan28")["train"]["steps"] == 2000
+    assert resolve_profile("quick", "vae", "mnist", "dcgan28")["train"]["steps"] == 3000
+    assert resolve_profile("quick", "gvae", "ring8", "mlp2d")["model"]["gp_weight"] == 0.1
+    assert "gp_weight" not in resolve_profile("quick", "vae_gan", "ring8", "mlp2d")["model"]
+
+
+def test_a_profile_field_a_model_lacks_is_a_clear_error():
+    with pytest.raises(UserError, match="has no field"):
+        MODELS.get("vae").Config.from_dict({"gp_weight": 0.1})
