@@ -16,6 +16,12 @@ ours (recon_weight 20 on the per-dimension L1, as in ``gvae``). The code discrim
 of three hidden layers of 750 units as in their paper (LeakyReLU 0.2). Kwon et al. 2019 use a
 WGAN-GP form of the adversarial terms; this plugin implements the paper's original GAN form.
 Optimiser: Adam 2e-4, betas (0.5, 0.9).
+
+Measured with these defaults on MNIST (quick profile, seed 0): the image discriminator's loss
+reached 1e-4 by step 240, the generator's pre-tanh activations fell to about -55 (tanh saturated,
+so neither the GAN nor the L1 term has a gradient left) and every sample and reconstruction was
+black; recon_weight 200 did not prevent it within 600 steps. Kwon et al.'s WGAN-GP form is the
+planned remedy, as a config choice.
 """
 
 from __future__ import annotations
