@@ -71,8 +71,7 @@ class CTConfig(BenchmarkConfig):
         allowed = (64, 128) if self.mode == "2d" else (16, 32, 64)
         if self.size not in allowed:
             raise ValueError(f"size for mode {self.mode} must be one of {allowed}, got {self.size}")
-        if self.window_width <= 0 or self.spacing_mm <= 0 or self.patches_per_volume < 1:
-            raise ValueError("window_width and spacing_mm must be > 0 and patches_per_volume >= 1")
+        self.require(positive=("window_width", "spacing_mm", "patches_per_volume"))
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 

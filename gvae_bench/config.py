@@ -25,6 +25,21 @@ class ConfigBase:
     def validate(self) -> None:
         """Raise ValueError naming the bad field, its value and what is allowed."""
 
+    def require(self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+        """Raise ValueError naming the first field that is not > 0 (``positive``) or >= 0."""
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def require_at_least(self, minimum: float, *names: str) -> None:
+        """Raise ValueError naming the first of ``names`` whose value is below ``minimum``."""
+        for name in names:
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

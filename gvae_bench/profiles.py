@@ -32,11 +32,8 @@ class TrainConfig(ConfigBase):
     threads: int = 0
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        self.require_at_least(1, "steps", "batch_size", "checkpoint_every", "log_every")
+        self.require(non_negative=("threads",))
 
 
 @dataclass
@@ -54,9 +51,7 @@ class EvalConfig(ConfigBase):
     grid_size: int = 64
 
     def validate(self) -> None:
-        for name in ("n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
+        self.require_at_least(2, "n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size")
 
 
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, Any]]:

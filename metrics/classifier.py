@@ -49,11 +49,8 @@ class ClassifierConfig(ConfigBase):
     train_limit: int | None = None
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        self.require_at_least(1, "epochs", "batch_size", "width")
+        self.require(positive=("lr",))
 
 
 class DomainClassifier(nn.Module):

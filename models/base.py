@@ -43,15 +43,6 @@ class ModelConfig(ConfigBase):
     def validate(self) -> None:
         self.require(positive=("latent_dim", "width"))
 
-    def require(self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
-        """Raise ValueError naming the first field that is not > 0 (``positive``) or >= 0."""
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in non_negative:
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-
     def for_data(self, data: DataSpec) -> "ModelConfig":
         """This config with every data-dependent default ("auto") decided for ``data``."""
         return self
