@@ -129,12 +129,13 @@ def _latent(record: dict[str, Any]) -> Any:
 
 
 def swept_models(records: list[dict[str, Any]]) -> set[str]:
-    """Models with finished runs at two or more latent sizes (they get a Table 5)."""
-    sizes: dict[str, set] = defaultdict(set)
+    """Models with finished runs at two or more latent sizes under one profile (they get a Table 5;
+    profiles that merely use different sizes, such as smoke and quick, do not make a sweep)."""
+    sizes: dict[tuple[str, str], set] = defaultdict(set)
     for record in records:
         if record["status"] == STATUS_FINISHED:
-            sizes[record["model"]].add(_latent(record))
-    return {model for model, values in sizes.items() if len(values) > 1}
+            sizes[(record["model"], record["profile"])].add(_latent(record))
+    return {model for (model, _), values in sizes.items() if len(values) > 1}
 
 
 def _commit(record: dict[str, Any]) -> str:
