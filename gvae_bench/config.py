@@ -1,4 +1,11 @@
-"""Config dataclasses: validated on construction, serialisable, hashed to name run folders."""
+"""Config dataclasses: validated on construction, serialisable, hashed to name run folders.
+
+Hash stability: a run folder is named by the hash of its resolved config, so adding a field to a
+config dataclass would rename every existing run of that config and split its seeds from new
+ones. A field added after runs exist is therefore declared with ``added_field(default, since=...)``:
+it is left out of the hash while it holds its default (the behaviour the old runs had), and hashed
+like any other field once it is set to something else. Records always store every field.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,14 @@ from typing import Any, TypeVar
 from gvae_bench.errors import UserError
 
 C = TypeVar("C", bound="ConfigBase")
+
+ADDED_IN = "added_in"
+
+
+def added_field(default: Any, *, since: str) -> Any:
+    """A config field added after runs were made (version ``since``): hashed only when not at its
+    default, so the runs made before it existed keep their folders."""
+    return dataclasses.field(default=default, metadata={ADDED_IN: since})
 
 
 @dataclasses.dataclass
@@ -43,6 +58,14 @@ class ConfigBase:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def hash_dict(self) -> dict[str, Any]:
+        """``to_dict`` without the added fields (``added_field``) that still hold their default."""
+        values = self.to_dict()
+        for f in dataclasses.fields(self):
+            if ADDED_IN in f.metadata and values[f.name] == _as_plain(f.default):
+                del values[f.name]
+        return values
+
     @classmethod
     def from_dict(cls: type[C], values: dict[str, Any]) -> C:
         """Build from a mapping; unknown keys are a UserError that lists the known fields."""
@@ -62,6 +85,10 @@ class ConfigBase:
     def replace(self: C, **changes: Any) -> C:
         """A copy with the given fields changed, validated again."""
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def _as_plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def config_hash(config: dict[str, Any], length: int = 10) -> str:

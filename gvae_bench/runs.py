@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.base import Benchmark
-from gvae_bench.config import config_hash
+from gvae_bench.config import ConfigBase, config_hash
 from gvae_bench.profiles import EvalConfig, TrainConfig, resolve_profile
 from gvae_bench.registry import BENCHMARKS, MODELS
 from metrics.classifier import ClassifierConfig
@@ -54,26 +54,30 @@ class ResolvedRun:
     family: str
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
-    def config(self) -> dict[str, Any]:
+    def config(self, for_hash: bool = False) -> dict[str, Any]:
         """The resolved config (JSON-able), without seed, device or paths. The domain classifier's
         config appears only when a profile changes it from its defaults (so the hashes of runs
-        made before classifiers existed stay valid)."""
-        classifier = self.classifier.to_dict()
-        extra = {"classifier": classifier} if classifier != ClassifierConfig().to_dict() else {}
+        made before classifiers existed stay valid). ``for_hash`` leaves out the fields added
+        after runs existed while they hold their defaults (``gvae_bench.config.added_field``)."""
+        def values(config: ConfigBase) -> dict[str, Any]:
+            return config.hash_dict() if for_hash else config.to_dict()
+
+        classifier = values(self.classifier)
+        extra = {"classifier": classifier} if self.classifier.hash_dict() != ClassifierConfig().hash_dict() else {}
         return {**extra,
             "model": self.spec.model,
-            "model_config": self.model_config.to_dict(),
+            "model_config": values(self.model_config),
             "benchmark": self.spec.benchmark,
-            "benchmark_config": self.benchmark.config.to_dict(),
+            "benchmark_config": values(self.benchmark.config),
             "network_family": self.family,
             "profile": self.spec.profile,
-            "train": self.train.to_dict(),
-            "eval": self.eval.to_dict(),
+            "train": values(self.train),
+            "eval": values(self.eval),
         }
 
     @property
     def config_hash(self) -> str:
-        return config_hash(self.config())
+        return config_hash(self.config(for_hash=True))
 
     @property
     def run_dir(self) -> Path:

@@ -1,0 +1,42 @@
+"""Run-folder hashes must not drift: the committed quick-profile results are found by them."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gvae_bench.config import ConfigBase, added_field, config_hash
+from gvae_bench.runs import RunSpec, resolve
+
+
+@dataclass
+class _Before(ConfigBase):
+    width: int = 32
+
+
+@dataclass
+class _After(ConfigBase):
+    width: int = 32
+    network: str = added_field("dcgan", since="0.2")
+
+
+def test_added_field_at_default_keeps_the_old_hash() -> None:
+    assert config_hash(_After().hash_dict()) == config_hash(_Before().hash_dict())
+    assert "network" in _After().to_dict()  # records still store it
+
+
+def test_added_field_set_changes_the_hash() -> None:
+    assert config_hash(_After(network="mlp").hash_dict()) != config_hash(_Before().hash_dict())
+
+
+@pytest.mark.parametrize("model, benchmark_name, expected", [
+    # the folders of the committed results under results/runs/<benchmark>/<model>/quick-<hash>
+    ("vae", "mnist", "510925410e"),
+    ("gvae", "mnist", "7c97d0c81e"),
+    ("alpha_gan", "mnist", "825c981e0d"),
+    ("wgan_gp", "ring8", "f6fe06d269"),
+    ("vae", "grid25", "8e13599e96"),
+])
+def test_committed_run_hashes_are_stable(model: str, benchmark_name: str, expected: str, tmp_path: Path) -> None:
+    spec = RunSpec(model, benchmark_name, "quick", 0, tmp_path / "data", tmp_path / "out")
+    assert resolve(spec).config_hash == expected
