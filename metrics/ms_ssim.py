@@ -12,6 +12,12 @@ References
     arXiv:1610.09585 (mean MS-SSIM over random pairs of samples as a diversity score).
 [torchmetrics] Lightning-AI/torchmetrics (GitHub), ``torchmetrics.functional.image.ssim``;
     see issue #2718 and pull request #2721 for its padding conventions.
+[MONAI] Project-MONAI/MONAI (GitHub, 1.3 and later), ``monai.metrics.MultiScaleSSIMMetric`` and
+    ``monai.metrics.regression.compute_ms_ssim`` with ``spatial_dims=3``: the same definition on volumes (3-D
+    Gaussian window, valid filtering, 2x2x2 average pooling, relu, weighted product).
+[Pinaya2022] W. H. L. Pinaya et al., "Brain Imaging Generation with Latent Diffusion Models", DGM4MICCAI 2022,
+    arXiv:2209.07162 (mean MS-SSIM between pairs of synthetic samples as the diversity score of a generator of
+    3-D brain MRI).
 
 Definition used here
 --------------------
@@ -33,6 +39,32 @@ floored)::
 
 The max(., 0) ("relu" normalisation, as torchmetrics ``normalize="relu"``) keeps the fractional powers defined when
 a mean cs or ssim is negative (anti-correlated images); such a factor then contributes 0.
+
+Volumes (3-D)
+-------------
+[Wang2003] defines MS-SSIM for 2-D images. For volumes a, b of shape (C, D, H, W) the same formulas are used with the
+2-D operations replaced by their 3-D counterparts, as in [MONAI] with ``spatial_dims=3``:
+
+* the window is the separable 3-D Gaussian w3(z, y, x) = w(z) w(y) w(x) (the same normalised 1-D window w on each
+  axis, so w3 sums to 1), applied as three 1-D 'valid' convolutions (depth, then height, then width) per channel;
+* every mean is over channels and valid voxel positions (c, z, y, x);
+* the next scale is 2x2x2 average pooling (each side floored), so a scale has 1/8 of the voxels of the one before.
+
+The code path is the same for both: the number of spatial dimensions of the input (2 or 3) picks conv2d/conv3d and
+avg_pool2d/avg_pool3d; nothing else differs. Images, (N, C, H, W), give bit for bit the values they gave before
+volumes were supported.
+
+Settings per size (``settings_for``, the same rule for image sides and volume sides): the first of
+
+    5 scales, 11 taps, sigma 1.5, the standard betas                          side >= 11 * 2^4 = 176
+    3 scales,  7 taps, sigma 1.5, first 3 standard betas renormalised         side >=  7 * 2^2 =  28
+    2 scales,  7 taps, sigma 1.5, first 2 renormalised: (0.1356, 0.8644)      side >=  7 * 2^1 =  14
+    1 scale,   7 taps, sigma 1.5, beta 1: single-scale SSIM (with the relu)   side >=  7
+
+that fits the smallest spatial side, where S scales of a k-tap window fit a side n iff n >= k * 2^(S-1). Images of
+28 px and more (every 2-D benchmark) get the settings they always had. CT patches: 64^3 and 32^3 get 3 scales,
+16^3 gets 2 (16 -> 8 voxels; the coarsest scale has 2^3 valid window positions). A side below 7 admits no whole
+window: the registered metric then reports n/a (``MSSSIM.missing``) instead of computing.
 
 Comparison with torchmetrics 1.9.0 ``multiscale_structural_similarity_index_measure``
 -------------------------------------------------------------------------------------
@@ -140,11 +172,12 @@ class MSSSIMSettings:
         return len(self.betas)
 
     def min_image_size(self) -> int:
-        """Smallest image side that fits: ``kernel_size * 2^(S - 1)``.
+        """Smallest image (or volume) side that fits: ``kernel_size * 2^(S - 1)``.
 
-        After S - 1 rounds of 2x2 average pooling (which floors odd sizes) a side of H becomes
+        After S - 1 rounds of 2x2 (2x2x2 for volumes) average pooling, which floors odd sizes, a side of H becomes
         floor(H / 2^(S-1)), and the valid filtering at the coarsest scale needs that to be >= kernel_size;
-        this holds exactly when H >= kernel_size * 2^(S-1). 28 px for the default setting.
+        this holds exactly when H >= kernel_size * 2^(S-1). Every spatial side must satisfy it.
+        28 px for the default setting.
         """
         return self.kernel_size * 2 ** (self.num_scales - 1)
 
@@ -160,26 +193,31 @@ def _working_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+_SHAPES = "(N, C, H, W) for images or (N, C, D, H, W) for volumes"
+
+
 def _check_pair_batch(a: torch.Tensor, b: torch.Tensor, settings: MSSSIMSettings) -> None:
     for name, t in (("a", a), ("b", b)):
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(t).__name__}.")
-        if t.dim() != 4:
-            raise ValueError(f"{name} must have shape (N, C, H, W), got shape {tuple(t.shape)}.")
+            raise ValueError(f"{name} must be a torch.Tensor of shape {_SHAPES}, got {type(t).__name__}.")
+        if t.dim() not in (4, 5):
+            raise ValueError(f"{name} must have shape {_SHAPES}, got shape {tuple(t.shape)}.")
     if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape (N, C, H, W); got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise ValueError(f"a and b must have the same shape {_SHAPES}; got {tuple(a.shape)} and {tuple(b.shape)}.")
     if a.device != b.device:
         raise ValueError(f"a and b must be on the same device; got {a.device} and {b.device}.")
     if not isinstance(settings, MSSSIMSettings):
         raise ValueError(f"settings must be an MSSSIMSettings, got {type(settings).__name__}.")
-    h, w = a.shape[-2:]
+    sides = tuple(a.shape[2:])
     need = settings.min_image_size()
-    if h < need or w < need:
+    if min(sides) < need:
+        what, unit = ("images", "px") if len(sides) == 2 else ("volumes", "voxels")
         raise ValueError(
-            f"images of {h} x {w} px are too small for MS-SSIM with {settings.num_scales} scales and a "
-            f"{settings.kernel_size}-tap window: each side must be >= kernel_size * 2^(scales - 1) = "
-            f"{settings.kernel_size} * 2^{settings.num_scales - 1} = {need} px, so that the coarsest scale still "
-            f"holds one whole window. Use fewer scales (shorter betas) or a smaller kernel_size."
+            f"{what} of {' x '.join(str(n) for n in sides)} {unit} are too small for MS-SSIM with "
+            f"{settings.num_scales} scales and a {settings.kernel_size}-tap window: each side must be >= "
+            f"kernel_size * 2^(scales - 1) = {settings.kernel_size} * 2^{settings.num_scales - 1} = {need} {unit}, "
+            f"so that the coarsest scale still holds one whole window. Use fewer scales (shorter betas) or a smaller "
+            f"kernel_size."
         )
 
 
@@ -196,12 +234,28 @@ def _check_range(t: torch.Tensor, name: str, data_range: float) -> None:
 
 
 def _filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filtering of each channel of x (B, C, H, W) -> (B, C, H-k+1, W-k+1)."""
+    """Separable 'valid' Gaussian filtering of each channel of x over its d = x.dim() - 2 spatial axes (d = 2 or 3).
+
+    One 1-D convolution with ``window`` (k taps) per spatial axis, first to last (rows then columns for images;
+    depth, rows, columns for volumes), each a depthwise conv2d/conv3d with a kernel of extent k along that axis and
+    1 along the others: (B, C, *S) -> (B, C, *(s - k + 1 for s in S)). Equals 'valid' filtering with the outer
+    product window w (x) w [(x) w].
+    """
     c = x.shape[1]
+    d = x.dim() - 2
     k = window.numel()
-    w_rows = window.view(1, 1, k, 1).expand(c, 1, k, 1).contiguous()
-    w_cols = window.view(1, 1, 1, k).expand(c, 1, 1, k).contiguous()
-    return F.conv2d(F.conv2d(x, w_rows, groups=c), w_cols, groups=c)
+    conv = F.conv2d if d == 2 else F.conv3d
+    for axis in range(d):
+        shape = [1] * d
+        shape[axis] = k
+        kernel = window.view(1, 1, *shape).expand(c, 1, *shape).contiguous()
+        x = conv(x, kernel, groups=c)
+    return x
+
+
+def _downsample(x: torch.Tensor) -> torch.Tensor:
+    """Next scale: 2x2 (images) or 2x2x2 (volumes) average pooling, odd sides floored."""
+    return F.avg_pool2d(x, kernel_size=2) if x.dim() == 4 else F.avg_pool3d(x, kernel_size=2)
 
 
 def _ssim_maps(
@@ -221,17 +275,21 @@ def _ssim_maps(
 
 
 def ms_ssim(a: torch.Tensor, b: torch.Tensor, settings: MSSSIMSettings) -> torch.Tensor:
-    """Per-pair MS-SSIM [Wang2003] of two image batches.
+    """Per-pair MS-SSIM [Wang2003] of two image batches or two volume batches.
 
     Maths (see the module docstring for the full definition): with the valid-filtered SSIM statistics of
     [Wang2004] (K1 = 0.01, K2 = 0.03, Gaussian window of ``settings.kernel_size`` taps and ``settings.sigma``,
-    applied separably per channel) at S = len(betas) scales obtained by 2x2 average pooling::
+    applied separably per channel along each of the 2 or 3 spatial axes) at S = len(betas) scales obtained by
+    2x2 (images) or 2x2x2 (volumes) average pooling::
 
         MS-SSIM(a, b) = max(mean(l_S cs_S), 0)^{beta_S} * prod_{j<S} max(mean(cs_j), 0)^{beta_j}
 
-    where each mean is over channels and valid spatial positions. Negative mean cs / ssim values are clamped at 0
-    before the powers (the "relu" normalisation, torchmetrics ``normalize="relu"``), so the fractional powers are
-    defined. Identical images give exactly 1 (up to float rounding).
+    where each mean is over channels and valid spatial positions (pixels or voxels). Negative mean cs / ssim values
+    are clamped at 0 before the powers (the "relu" normalisation, torchmetrics ``normalize="relu"``), so the
+    fractional powers are defined. Identical images give exactly 1 (up to float rounding). For volumes this equals
+    MONAI's ``compute_ms_ssim(..., spatial_dims=3, kernel_type="gaussian")`` with the same taps, sigma and weights
+    (which computes in float32 and does not clamp variances at 0): tests/test_ms_ssim_3d.py measured at most 2.4e-5
+    difference as MONAI ships, and 5e-9 with MONAI run in float64 (its weights stay float32).
 
     Relation to torchmetrics 1.9.0 ``multiscale_structural_similarity_index_measure(..., normalize="relu",
     reduction="none")``: identical except that torchmetrics derives its window length from sigma
@@ -239,17 +297,17 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, settings: MSSSIMSettings) -> torch
     reflect-padded 'same'-size map rather than the valid region; see the module docstring.
 
     Args:
-        a, b: image batches, shape (N, C, H, W), values in [0, settings.data_range] (checked with a 1e-4 * L
-            tolerance), H and W >= settings.min_image_size(). Any device; float64 inputs are computed in float64,
-            everything else in float32.
+        a, b: image batches, shape (N, C, H, W), or volume batches, shape (N, C, D, H, W); values in
+            [0, settings.data_range] (checked with a 1e-4 * L tolerance); every spatial side >=
+            settings.min_image_size(). Any device; float64 inputs are computed in float64, everything else in float32.
         settings: window, scale weights and data range.
 
     Returns:
         Tensor of shape (N,) on the input device: MS-SSIM of each pair (a[i], b[i]), in [0, 1].
 
     Raises:
-        ValueError: on shape/device mismatch, non-4-D input, images smaller than ``settings.min_image_size()``,
-            or values outside [0, data_range].
+        ValueError: on shape/device mismatch, input that is neither 4-D nor 5-D, a spatial side smaller than
+            ``settings.min_image_size()``, or values outside [0, data_range].
     """
     _check_pair_batch(a, b, settings)
     _check_range(a, "a", settings.data_range)
@@ -270,8 +328,8 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, settings: MSSSIMSettings) -> torch
             value = (lum_map * cs_map).flatten(1).mean(dim=1)
         else:
             value = cs_map.flatten(1).mean(dim=1)
-            x = F.avg_pool2d(x, kernel_size=2)
-            y = F.avg_pool2d(y, kernel_size=2)
+            x = _downsample(x)
+            y = _downsample(y)
         factors.append(torch.relu(value))
     stacked = torch.stack(factors, dim=0)  # (S, N)
     betas = torch.tensor(settings.betas, dtype=stacked.dtype, device=stacked.device).view(-1, 1)
@@ -298,36 +356,46 @@ def mean_pairwise_ms_ssim(
     settings: MSSSIMSettings,
     generator: torch.Generator,
     batch_size: int = 500,
+    *,
+    value_range: tuple[float, float] | None = None,
 ) -> float:
-    """Mean MS-SSIM over random pairs of distinct images: a sample-diversity score (lower = more diverse).
+    """Mean MS-SSIM over random pairs of distinct images (or volumes): a sample-diversity score (lower = more diverse).
 
     Draws ``n_pairs`` ordered index pairs (i, j) with i != j, uniformly over all such pairs and independently
     (with replacement), using ``generator``; evaluates :func:`ms_ssim` on them in batches of ``batch_size`` pairs
     and returns::
 
-        (1 / n_pairs) * sum_p MS-SSIM(images[i_p], images[j_p])
+        (1 / n_pairs) * sum_p MS-SSIM(u(images[i_p]), u(images[j_p]))
+
+    with u the identity, or, when ``value_range = (lo, hi)`` is given, u(x) = clamp((x - lo) / (hi - lo), 0, 1) * L
+    (L = settings.data_range), applied to each batch as it is taken, so no rescaled copy of the whole set is made
+    (that matters for volumes: 5000 patches of 64^3 voxels hold 5.2 GB).
 
     This is the diversity score of Odena et al. 2017 ("Conditional Image Synthesis with Auxiliary Classifier GANs",
     ICML 2017, arXiv:1610.09585), which compare the mean MS-SSIM of random sample pairs with that of real data,
     and the one reported in the GVAE paper's Table 4: lower means more diverse; a collapsed generator
-    (identical samples) scores 1.
+    (identical samples) scores 1. Pinaya et al. 2022 (arXiv:2209.07162) report it for a generator of 3-D brain MRI.
 
     Args:
-        images: (N, C, H, W), N >= 2, values in [0, settings.data_range], H, W >= settings.min_image_size().
+        images: (N, C, H, W) images or (N, C, D, H, W) volumes, N >= 2, every spatial side >=
+            settings.min_image_size(); values in [0, settings.data_range], or in ``value_range`` when it is given.
         n_pairs: number of pairs (>= 1).
         settings: MS-SSIM settings (window, scale weights, data range).
         generator: torch.Generator for the pair draw (on any device; indices are moved to the images' device).
         batch_size: pairs per ms_ssim call (>= 1); bounds memory.
+        value_range: (lo, hi), lo < hi, the range the images live in (e.g. (-1, 1)), mapped to [0, data_range]
+            batch by batch as above; None: the images are already in [0, data_range].
 
     Returns:
         The mean as a Python float (accumulated in float64).
 
     Raises:
-        ValueError: on fewer than 2 images, n_pairs < 1, batch_size < 1, or anything :func:`ms_ssim` rejects.
+        ValueError: on fewer than 2 images, n_pairs < 1, batch_size < 1, a value_range with lo >= hi, or anything
+            :func:`ms_ssim` rejects.
     """
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+    if not isinstance(images, torch.Tensor) or images.dim() not in (4, 5):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor of shape (N, C, H, W), got {shape}.")
+        raise ValueError(f"images must be a tensor of shape {_SHAPES}, got {shape}.")
     n = images.shape[0]
     if n < 2:
         raise ValueError(f"mean_pairwise_ms_ssim needs at least 2 images to form a pair of distinct images, got {n}.")
@@ -337,6 +405,16 @@ def mean_pairwise_ms_ssim(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     if not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator (seeded, for a reproducible draw), got {type(generator).__name__}.")
+    if value_range is not None:
+        low, high = (float(v) for v in value_range)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"value_range must be (lo, hi) with finite lo < hi, got {value_range!r}.")
+
+    def take(index: torch.Tensor) -> torch.Tensor:
+        x = images[index]
+        if value_range is None:
+            return x
+        return ((x - low) / (high - low)).clamp(0.0, 1.0) * settings.data_range
 
     idx_i, idx_j = _sample_distinct_pairs(n, n_pairs, generator)
     idx_i = idx_i.to(images.device)
@@ -344,54 +422,97 @@ def mean_pairwise_ms_ssim(
     total = torch.zeros((), dtype=torch.float64, device=images.device)
     for start in range(0, n_pairs, batch_size):
         stop = min(start + batch_size, n_pairs)
-        values = ms_ssim(images[idx_i[start:stop]], images[idx_j[start:stop]], settings)
+        values = ms_ssim(take(idx_i[start:stop]), take(idx_j[start:stop]), settings)
         total += values.sum(dtype=torch.float64)
     return float(total.item()) / n_pairs
 
 
 # --- registered wrapper -----------------------------------------------------------------------
 
+from benchmarks.base import Benchmark  # noqa: E402
 from gvae_bench.registry import METRICS  # noqa: E402
 from metrics.base import NEEDS_IMAGES, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+from models.base import GenerativeModel  # noqa: E402
 
 #: The standard setting (5 scales, 11 taps, sigma 1.5) for images large enough to take it.
 STANDARD_SETTINGS = MSSSIMSettings(kernel_size=11, sigma=1.5, betas=STANDARD_MS_SSIM_BETAS)
 #: The small-image setting (3 scales, 7 taps, sigma 1.5, first three weights renormalised).
 SMALL_IMAGE_SETTINGS = MSSSIMSettings()
+#: Every setting ``settings_for`` may pick, in order of preference: the standard one, then 3, 2 and 1 scales of the
+#: 7-tap, sigma-1.5 window with the first standard weights renormalised to sum to 1. Their smallest sides are
+#: 176, 28, 14 and 7.
+SETTINGS_BY_PREFERENCE: tuple[MSSSIMSettings, ...] = (
+    STANDARD_SETTINGS,
+    SMALL_IMAGE_SETTINGS,
+    MSSSIMSettings(betas=_renormalised_standard_betas(2)),
+    MSSSIMSettings(betas=_renormalised_standard_betas(1)),
+)
+
+#: Volumes are scored in batches of at most this many values per input (C x D x H x W x pairs, at most 500 pairs):
+#: 8 pairs of 64^3, 64 of 32^3, 500 of 16^3. On CPU conv3d's working memory is about 350 bytes per input value
+#: (measured: 0.75 GB for 8 pairs of 64^3, 2.7 GB for 32), and smaller batches were also faster per pair.
+#: Images keep 500 pairs per batch, as before volumes were supported.
+_VOLUME_BATCH_VALUES = 2**21
 
 
-def settings_for(image_side: int) -> MSSSIMSettings:
-    """The one MS-SSIM setting used for every model on images of this size: the standard one when
-    the image takes it (>= 176 px), else the small-image setting (>= 28 px)."""
-    if image_side >= STANDARD_SETTINGS.min_image_size():
-        return STANDARD_SETTINGS
-    return SMALL_IMAGE_SETTINGS
+def settings_for(side: int) -> MSSSIMSettings | None:
+    """The one MS-SSIM setting used for every model on images or volumes whose smallest spatial side is ``side``.
+
+    The first of ``SETTINGS_BY_PREFERENCE`` that fits, i.e. with ``side >= kernel_size * 2^(scales - 1)``: the
+    standard setting (5 scales, 11 taps) from 176 px; else 3 scales of a 7-tap window from 28 (every 2-D benchmark
+    here: unchanged since before volumes were supported); else 2 scales from 14 (16^3 CT patches); else one scale,
+    plain SSIM, from 7. The same rule for image sides and volume sides: 64^3 and 32^3 patches get 3 scales, 16^3
+    gets 2. None below 7: no whole 7-tap window fits, and the metric is n/a.
+    """
+    for settings in SETTINGS_BY_PREFERENCE:
+        if side >= settings.min_image_size():
+            return settings
+    return None
 
 
 @METRICS.register("ms_ssim")
 class MSSSIM(Metric):
-    """Mean MS-SSIM over random pairs of generated images (diversity: lower is more diverse; Odena et al. 2017).
+    """Mean MS-SSIM over random pairs of generated images or volumes (diversity: lower is more diverse; Odena et
+    al. 2017).
 
-    ``ms_ssim_pairs`` random pairs (i != j) of generated images, mapped from the data's range to
-    [0, 1]; ``reference`` is the same over pairs of real test images.
+    ``ms_ssim_pairs`` random pairs (i != j) of generated samples, mapped from the data's range to [0, 1]; ``reference``
+    is the same over pairs of real test samples. Images (DataSpec kind "image") use 2-D MS-SSIM, volumes (kind
+    "volume", e.g. CT patches) the 3-D one (module docstring), with ``settings_for`` the smallest spatial side.
+    n/a for other data, and for images or volumes with a side below 7 (``settings_for`` gives None).
     """
 
     higher_is_better = False
     needs = frozenset({NEEDS_SAMPLES, NEEDS_IMAGES})
 
+    def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
+        """The base class's answer, with volumes accepted in place of images, and a size requirement added."""
+        lacking = set(super().missing(model, benchmark))
+        spec = benchmark.spec
+        if spec.kind == "volume":
+            lacking.discard(NEEDS_IMAGES)
+        if spec.kind in ("image", "volume") and settings_for(min(spec.shape[1:])) is None:
+            smallest = SETTINGS_BY_PREFERENCE[-1].min_image_size()
+            lacking.add(f"every {'pixel' if spec.kind == 'image' else 'voxel'} side >= {smallest} "
+                        f"(one whole {smallest}-tap window; the data has {tuple(spec.shape[1:])})")
+        return sorted(lacking)
+
     def compute(self, ctx: EvalContext) -> MetricResult:
-        low, high = ctx.benchmark.spec.value_range or (0.0, 1.0)
-        settings = settings_for(min(ctx.benchmark.spec.shape[-2:]))
+        spec = ctx.benchmark.spec
+        low, high = spec.value_range or (0.0, 1.0)
+        spatial = tuple(spec.shape[1:])
+        settings = settings_for(min(spatial))
+        if settings is None:  # missing() reports this as n/a; kept for direct callers
+            raise ValueError(f"MS-SSIM needs every spatial side >= 7; the data has {spatial}.")
         n_images, pairs = ctx.config.n_samples, ctx.config.ms_ssim_pairs
+        batch_size = 500 if spec.kind == "image" else max(1, min(500, _VOLUME_BATCH_VALUES // math.prod(spec.shape)))
 
-        def unit(images: torch.Tensor) -> torch.Tensor:
-            return ((images.float() - low) / (high - low)).clamp(0.0, 1.0)
-
-        fake = unit(ctx.generated(n_images))
-        real = unit(ctx.real_test(n_images))
-        value = mean_pairwise_ms_ssim(fake, pairs, settings, ctx.generator("ms_ssim_fake"))
-        reference = mean_pairwise_ms_ssim(real, pairs, settings, ctx.generator("ms_ssim_real"))
+        fake = ctx.generated(n_images).float()
+        real = ctx.real_test(n_images).float()
+        value = mean_pairwise_ms_ssim(fake, pairs, settings, ctx.generator("ms_ssim_fake"), batch_size,
+                                      value_range=(low, high))
+        reference = mean_pairwise_ms_ssim(real, pairs, settings, ctx.generator("ms_ssim_real"), batch_size,
+                                          value_range=(low, high))
         return MetricResult(value, n_generated=len(fake), n_real=len(real), reference=reference,
                             details={"pairs": pairs, "kernel_size": settings.kernel_size, "sigma": settings.sigma,
                                      "scales": len(settings.betas), "betas": list(settings.betas),
-                                     "normalize": "relu"})
+                                     "normalize": "relu", "spatial_dims": len(spatial)})
