@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 
@@ -66,6 +66,17 @@ class DrawnDataConfig(BenchmarkConfig):
             raise ValueError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train}, {self.n_test}")
 
 
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Bernoulli-sample pixels of grey images in [-1, 1]: each is 1 with probability (x + 1) / 2
+    (Salakhutdinov and Murray 2008), returned as {-1, 1} in the data's range."""
+    probabilities = ((images + 1.0) / 2.0).clamp_(0.0, 1.0)
+    uniform = torch.rand(probabilities.shape, generator=generator).to(images.device)
+    return (uniform < probabilities).to(images.dtype) * 2.0 - 1.0
+
+
 class Benchmark(ABC):
     """A registered dataset. Subclasses set ``Config`` and implement ``spec`` and ``_load``."""
 
@@ -73,6 +84,10 @@ class Benchmark(ABC):
     registered_name: ClassVar[str]
     #: the labelled dataset whose domain classifier gives this benchmark's feature space (None: none)
     classifier_dataset: ClassVar[str | None] = None
+    #: how the likelihood metrics (metrics/likelihood.py) read the test data: "binarized" (one fixed,
+    #: seeded binarization of grey images, Bernoulli observations; the MNIST log-likelihood
+    #: literature's protocol) or "continuous" (the data as it is, Gaussian observations)
+    likelihood_data: ClassVar[str] = "continuous"
 
     def __init__(self, data_root: Path, config: BenchmarkConfig | None = None) -> None:
         self.data_root = Path(data_root)
@@ -87,6 +102,11 @@ class Benchmark(ABC):
     @abstractmethod
     def _load(self) -> DataSplits:
         """Read (or make) the full train and test sets."""
+
+    def train_batch_transform(self) -> "BatchTransform | None":
+        """A function applied to every training batch as it is drawn (with the batch stream's
+        seeded generator), e.g. dynamic binarization; None: batches are used as stored."""
+        return None
 
     def load(self) -> DataSplits:
         """The train and test tensors, loaded once and cut to ``train_limit``."""

@@ -30,7 +30,15 @@ TABLE_TITLES = {
     "table4": "Table 4 form: distribution distance (MMD) and sample diversity (MS-SSIM)",
     "table5": "Table 5 form: effect of the latent size on MMD and MS-SSIM",
     "table_modes": "Mode coverage on mixtures with known modes (VEEGAN's Table 1 form)",
+    "table6": "Table 6 form: likelihood terms of the models with an encoder (nats per test image)",
+    "table7": "Table 7 form: bounds on the negative log-likelihood, -log p(x) <= value (nats per test image)",
 }
+
+
+def tables_of(result: dict[str, Any]) -> set[str]:
+    """The leaderboards a stored metric result is a column of (``table`` is a name or a list)."""
+    table = result.get("table")
+    return {table} if isinstance(table, str) else set(table or ())
 
 
 def read_records(out: Path, dataset: str) -> list[dict[str, Any]]:
@@ -68,7 +76,7 @@ def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tupl
     metrics: dict[str, bool] = {}
     for record in records:
         for name, result in (record.get("metrics") or {}).items():
-            if result.get("table") == metric_table and result.get("value") is not None:
+            if metric_table in tables_of(result) and result.get("value") is not None:
                 metrics[name] = bool(result["higher_is_better"])
     names = sorted(metrics)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -154,6 +162,24 @@ def _cell(mean: float, std: float, n: Any) -> str:
     return text
 
 
+def _protocol_lines(records: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """The observation model and proposal behind each model's likelihood values (from the details)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    data: set[str] = set()
+    for record in records:
+        for name in names:
+            details = ((record.get("metrics") or {}).get(name) or {}).get("details") or {}
+            if "observation_model" in details:
+                proposal = f"; proposal {details['proposal']}" if details.get("proposal") else ""
+                found[record["model"]].add(f"{details['observation_model']}{proposal}")
+                data.add(details.get("data", ""))
+    if not found:
+        return []
+    lines = [f"- likelihood data: {'; '.join(sorted(d for d in data if d))}"]
+    lines += [f"- `{model}`: {' | '.join(sorted(texts))}" for model, texts in sorted(found.items())]
+    return lines
+
+
 def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
                 dataset: str, records: list[dict[str, Any]]) -> str:
     measured = frame[frame.row_kind == "measured"]
@@ -167,6 +193,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
     commits = sorted({c for cs in measured.commits for c in cs.split()})
     lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
     lines.append("- cells: mean ± sample std (n = finished seeds); best measured row per profile in bold")
+    lines += _protocol_lines(records, names)
     lines.append("")
     header = ["model", "latent", "profile", "config", "seeds"] + [f"{n} {'↑' if directions[n] else '↓'}" for n in names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -203,8 +230,8 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
 def write_leaderboards(out: Path, dataset: str) -> list[Path]:
     """Build every table that has measured values for ``dataset``; returns the files written."""
     records = read_records(out, dataset)
-    tables = sorted({result.get("table") for r in records for result in (r.get("metrics") or {}).values()
-                     if result.get("value") is not None})
+    tables = sorted({table for r in records for result in (r.get("metrics") or {}).values()
+                     if result.get("value") is not None for table in tables_of(result)})
     if "table4" in tables and swept_models(records):
         tables.append("table5")
     written: list[Path] = []

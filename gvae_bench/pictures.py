@@ -80,3 +80,19 @@ def save_loss_curves(path: Path, rows: list[dict[str, float]], title: str = "") 
 def _save_figure(path: Path, fig) -> None:
     atomic_save(path, lambda buffer: fig.savefig(buffer, format="png"))
     plt.close(fig)
+
+
+def save_metric_curve(path: Path, epochs: list[float], values: list[float], metric: str, title: str = "",
+                      reference: tuple[float, str] | None = None) -> None:
+    """A metric against training epochs (``runner.py curve``); ``reference``: (value, label) drawn as a line."""
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(epochs, values, marker="o", lw=1)
+    if reference is not None:
+        ax.axhline(reference[0], color="grey", ls="--", lw=0.8, label=reference[1])
+        ax.legend(fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_figure(path, fig)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gvae_bench.config import ConfigBase
+from gvae_bench.config import ConfigBase, added_field
 from gvae_bench.errors import UserError
 
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
@@ -22,7 +22,11 @@ class TrainConfig(ConfigBase):
 
     ``steps``: model updates (for GANs, generator updates); ``batch_size``; ``checkpoint_every``:
     steps between atomic checkpoints; ``log_every``: steps between loss-log rows;
-    ``threads``: torch CPU threads for the run (0: leave torch's default).
+    ``threads``: torch CPU threads for the run (0: leave torch's default);
+    ``lr_decay_every``/``lr_decay``: every N steps multiply every optimiser's learning rate by
+    ``lr_decay`` (0: constant; a staircase like Burda et al. 2015's 10^(-1/7) per stage);
+    ``snapshot_every``: keep the weights every N steps in ``snapshots/step<N>.pt`` (0: none), for
+    curves of a metric against training time (``runner.py curve``).
     """
 
     steps: int = 1000
@@ -30,10 +34,13 @@ class TrainConfig(ConfigBase):
     checkpoint_every: int = 250
     log_every: int = 10
     threads: int = 0
+    lr_decay_every: int = added_field(0, since="0.2")
+    lr_decay: float = added_field(1.0, since="0.2")
+    snapshot_every: int = added_field(0, since="0.2")
 
     def validate(self) -> None:
         self.require_at_least(1, "steps", "batch_size", "checkpoint_every", "log_every")
-        self.require(non_negative=("threads",))
+        self.require(positive=("lr_decay",), non_negative=("threads", "lr_decay_every", "snapshot_every"))
 
 
 @dataclass
@@ -43,15 +50,33 @@ class EvalConfig(ConfigBase):
     ``n_samples``: generated samples, and real test samples, for the distribution metrics (MMD);
     ``ms_ssim_pairs``: random pairs for MS-SSIM; ``mmd_block_size``: rows per block of the kernel
     matrix; ``grid_size``: samples in the PNG grid.
+    Likelihood metrics: ``likelihood_images`` (the first N test images), ``elbo_samples`` (draws of
+    q(z|x) per image for the ELBO terms), ``iwae_k`` importance samples in chunks of
+    ``iwae_chunk``, AIS on ``ais_images`` images with ``ais_chains`` chains of ``ais_steps``
+    intermediate distributions and ``ais_leapfrog`` leapfrog steps per HMC move, and
+    ``heldout_images`` (the last N test images, never scored) to choose an observation model's
+    free parameter.
     """
 
     n_samples: int = 5000
     ms_ssim_pairs: int = 2000
     mmd_block_size: int = 2048
     grid_size: int = 64
+    # likelihood metrics (metrics/likelihood.py); the defaults are the quick profile's
+    likelihood_images: int = added_field(500, since="0.2")
+    elbo_samples: int = added_field(10, since="0.2")
+    iwae_k: int = added_field(200, since="0.2")
+    iwae_chunk: int = added_field(50, since="0.2")
+    ais_images: int = added_field(50, since="0.2")
+    ais_chains: int = added_field(4, since="0.2")
+    ais_steps: int = added_field(100, since="0.2")
+    ais_leapfrog: int = added_field(5, since="0.2")
+    heldout_images: int = added_field(100, since="0.2")
 
     def validate(self) -> None:
         self.require_at_least(2, "n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size")
+        self.require_at_least(1, "likelihood_images", "elbo_samples", "iwae_k", "iwae_chunk", "ais_images",
+                              "ais_chains", "ais_steps", "ais_leapfrog", "heldout_images")
 
 
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, Any]]:

@@ -33,7 +33,7 @@ from gvae_bench.records import (
     atomic_write_json, git_commit, now, read_record, software_versions, write_record,
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
-from gvae_bench.training import seed_everything, train
+from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def _execute_locked(resolved: ResolvedRun) -> dict[str, Any]:
     existing = read_record(run_dir)
     if existing is not None and existing.get("status") in FINAL_STATUSES:
         log.info("%s: already %s, skipped", run_dir, existing["status"])
+        if existing.get("status") == STATUS_FINISHED:
+            _add_missing_metrics(run_dir, existing, spec.data_root, resolved)
         return {**existing, "skipped": True}
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
     record = _new_record(resolved, existing)
@@ -118,7 +120,8 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
     seed_everything(spec.seed)
     model = resolved.model_cls(resolved.model_config, resolved.benchmark.spec).to(device)
     description = f"{spec.model}/{spec.benchmark}/seed{spec.seed}"
-    outcome = train(model, splits.train.to(device), resolved.train, run_dir, spec.seed, description)
+    outcome = train(model, splits.train.to(device), resolved.train, run_dir, spec.seed, description,
+                    resolved.benchmark.train_batch_transform())
     record.update(steps_done=outcome.steps_done, resumed_from_step=outcome.resumed_from,
                   train_seconds=round(outcome.seconds, 2))
     pictures.save_loss_curves(run_dir / "losses.png", outcome.loss_log, title=description)
@@ -167,22 +170,39 @@ def rescore(run_dir: Path, data_root: Path) -> list[str]:
     samples as the original one (same seeds), so old and new metrics describe one sample set.
     Returns the names added (empty when nothing was missing or the run is not finished).
     """
-    from gvae_bench.profiles import EvalConfig
-    from gvae_bench.registry import METRICS
-    from metrics.classifier import ClassifierConfig
-
     with _run_lock(run_dir) as locked:
         record = read_record(run_dir)
         if not locked or record is None or record.get("status") != STATUS_FINISHED:
             return []
-        missing = set(METRICS.names()) - set(record.get("metrics", {}))
-        if not missing:
-            return []
-        config = record["config"]
-        model, benchmark = load_finished_run(run_dir, data_root)
-        added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record["seed"],
-                         ClassifierConfig.from_dict(config.get("classifier", {})), only=missing)
-        record["metrics"].update(added)
-        record.setdefault("rescored", []).append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
-        write_record(run_dir, record)
-        return sorted(added)
+        return _add_missing_metrics(run_dir, record, data_root)
+
+
+def _add_missing_metrics(run_dir: Path, record: dict[str, Any], data_root: Path,
+                         resolved: ResolvedRun | None = None) -> list[str]:
+    """Evaluate the registered metrics a finished run's record lacks (the caller holds the lock).
+
+    With ``resolved`` (a sweep meeting its own finished run) the evaluation settings are the
+    current resolution of the same config hash, which adds the fields introduced since (at their
+    defaults); otherwise the record's own. Without the checkpoint nothing can be added.
+    """
+    from gvae_bench.profiles import EvalConfig
+    from gvae_bench.registry import METRICS
+    from metrics.classifier import ClassifierConfig
+
+    missing = set(METRICS.names()) - set(record.get("metrics", {}))
+    if not missing:
+        return []
+    if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
+        log.warning("%s lacks metrics %s but its checkpoint is gone; they stay missing",
+                    run_dir, ", ".join(sorted(missing)))
+        return []
+    log.info("%s: evaluating the metrics added since it ran: %s", run_dir, ", ".join(sorted(missing)))
+    config = resolved.config() if resolved is not None else record["config"]
+    model, benchmark = load_finished_run(run_dir, data_root)
+    added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record["seed"],
+                     ClassifierConfig.from_dict(config.get("classifier", {})), only=missing)
+    record["metrics"].update(added)
+    record["config"] = config
+    record.setdefault("rescored", []).append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
+    write_record(run_dir, record)
+    return sorted(added)

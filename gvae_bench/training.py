@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOSS_LOG_FILE = "losses.csv"
+SNAPSHOT_FOLDER = "snapshots"  # weights only, every ``snapshot_every`` steps: snapshots/step<N>.pt
 
 
 def seed_everything(seed: int) -> None:
@@ -63,11 +64,13 @@ class BatchStream:
     seeded generator) when an epoch runs out. Its state is part of every checkpoint.
     """
 
-    def __init__(self, data: torch.Tensor, batch_size: int, seed: int) -> None:
+    def __init__(self, data: torch.Tensor, batch_size: int, seed: int,
+                 transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
         if batch_size > len(data):
             raise UserError(f"batch_size {batch_size} is larger than the {len(data)} training samples; "
                             "lower train.batch_size or give the benchmark more training data")
         self.data = data
+        self.transform = transform  # applied to each batch with this stream's generator (e.g. binarization)
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(len(data), generator=self.generator)
@@ -81,7 +84,8 @@ class BatchStream:
             self.epoch += 1
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
-        return self.data[index.to(self.data.device)]
+        batch = self.data[index.to(self.data.device)]
+        return batch if self.transform is None else self.transform(batch, self.generator)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "order": self.order, "position": self.position, "epoch": self.epoch}
@@ -138,15 +142,17 @@ def load_weights(model: GenerativeModel, run_dir: Path) -> int:
 
 
 def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig, run_dir: Path,
-          seed: int, description: str = "train") -> TrainOutcome:
+          seed: int, description: str = "train",
+          transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> TrainOutcome:
     """Train ``model`` for ``config.steps`` steps, resuming from ``run_dir`` if it holds a checkpoint.
 
     The caller seeds the RNGs before building the model (so initial weights follow the seed);
-    this function restores them from the checkpoint on resume.
+    this function restores them from the checkpoint on resume. ``transform`` is applied to each
+    training batch (the benchmark's ``train_batch_transform``).
     """
     run_dir = Path(run_dir)
     checkpoint_path = run_dir / CHECKPOINT_FILE
-    stream = BatchStream(train_data, config.batch_size, seed)
+    stream = BatchStream(train_data, config.batch_size, seed, transform)
     rows: list[dict[str, float]] = []
     start, seconds_before = 0, 0.0
     if checkpoint_path.is_file():
@@ -176,6 +182,13 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
             if step % config.log_every == 0 or step == config.steps:
                 rows.append({"step": step, **losses})
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            if config.lr_decay_every and step % config.lr_decay_every == 0:
+                for optimizer in model.optimizers().values():
+                    for group in optimizer.param_groups:
+                        group["lr"] *= config.lr_decay  # optimiser state, so checkpoints carry it
+            if config.snapshot_every and step % config.snapshot_every == 0:
+                snapshot = {"step": step, "model": model.state_dict()}
+                atomic_save(run_dir / SNAPSHOT_FOLDER / f"step{step}.pt", lambda buffer: torch.save(snapshot, buffer))
             if step % config.checkpoint_every == 0 or step == config.steps:
                 elapsed = seconds_before + time.perf_counter() - began
                 _save_checkpoint(checkpoint_path, model, stream, step, rows, elapsed)

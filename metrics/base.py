@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -23,6 +23,7 @@ from models.base import GenerativeModel
 # What a metric may need: model capabilities and facts about the benchmark.
 NEEDS_SAMPLES, NEEDS_ENCODER, NEEDS_RECONSTRUCTION = "sample", "encode", "reconstruct"
 NEEDS_IMAGES, NEEDS_KNOWN_MODES, NEEDS_CLASSIFIER = "images", "known_modes", "classifier"
+NEEDS_DECODER, NEEDS_ANY_ENCODER = "decoder", "encoder (Gaussian or deterministic)"
 
 
 @dataclass
@@ -57,6 +58,13 @@ class EvalContext:
     _generated: torch.Tensor | None = None
     _features: dict[str, torch.Tensor] = field(default_factory=dict)
     _classifier_record: dict[str, Any] | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per context: for work several metrics share (the ELBO terms)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def generated(self, n: int) -> torch.Tensor:
         """``n`` samples from the model (CPU, float32, in the data's range)."""
@@ -122,7 +130,7 @@ class Metric(ABC):
 
     registered_name: ClassVar[str]
     higher_is_better: ClassVar[bool] = False
-    table: ClassVar[str] = "table4"
+    table: ClassVar[str | tuple[str, ...]] = "table4"  # the leaderboard(s) the metric is a column of
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_SAMPLES})
 
     def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
@@ -134,6 +142,10 @@ class Metric(ABC):
             have.add(NEEDS_ENCODER)
         if model.can_reconstruct:
             have.add(NEEDS_RECONSTRUCTION)
+        if model.can_decode:
+            have.add(NEEDS_DECODER)
+        if model.can_encode or model.can_encode_point:
+            have.add(NEEDS_ANY_ENCODER)
         if benchmark.spec.kind == "image":
             have.add(NEEDS_IMAGES)
         if benchmark.modes is not None:

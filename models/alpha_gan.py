@@ -33,7 +33,7 @@ from torch import nn
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GenerativeModel, GeneratorMixin, ModelConfig, adam
 from models.losses import discriminator_loss, generator_loss, l1_reconstruction
 from models.networks import build_critic, build_encoder, build_generator
 
@@ -58,11 +58,12 @@ class AlphaGANConfig(ModelConfig):
 
 
 @MODELS.register("alpha_gan")
-class AlphaGAN(GenerativeModel):
+class AlphaGAN(GeneratorMixin, GenerativeModel):
     """alpha-GAN (Rosca et al. 2017): deterministic encoder, L1 reconstruction, image and code discriminators."""
 
     Config = AlphaGANConfig
     can_reconstruct = True
+    can_encode_point = True
 
     def __init__(self, config: AlphaGANConfig, data: DataSpec) -> None:
         super().__init__(config, data)
@@ -111,8 +112,8 @@ class AlphaGAN(GenerativeModel):
         self.discriminator.requires_grad_(flag)
         self.code_discriminator.requires_grad_(flag)
 
-    def sample(self, n: int) -> torch.Tensor:
-        return self.generator(torch.randn(n, self.config.latent_dim, device=self.device))
+    def encode_point(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.generator(self.encoder(x))

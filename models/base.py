@@ -33,6 +33,20 @@ class GaussianEncoderMixin:
         return mu, logvar
 
 
+class GeneratorMixin:
+    """For models with a generator G: z ~ N(0, I) of ``latent_dim`` -> data; ``decode`` is G and
+    ``sample(n)`` is G(z) for n prior draws."""
+
+    can_decode: ClassVar[bool] = True
+    generator: nn.Module
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.decode(torch.randn(n, self.config.latent_dim, device=self.device))
+
+
 @dataclass
 class ModelConfig(ConfigBase):
     """Fields every model has. ``width`` is the base channel count of the network family."""
@@ -64,7 +78,10 @@ class GenerativeModel(nn.Module, ABC):
     registered_name: ClassVar[str]
     can_sample: ClassVar[bool] = True
     can_encode: ClassVar[bool] = False
+    can_encode_point: ClassVar[bool] = False
     can_reconstruct: ClassVar[bool] = False
+    can_decode: ClassVar[bool] = False
+    has_observation_model: ClassVar[bool] = False  # True: observation_log_prob gives log p(x|z)
 
     def __init__(self, config: ModelConfig, data: DataSpec) -> None:
         super().__init__()
@@ -94,6 +111,20 @@ class GenerativeModel(nn.Module, ABC):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z|x) (models with ``can_encode``)."""
         raise TypeError(f"{type(self).__name__} has no encoder")
+
+    def encode_point(self, x: torch.Tensor) -> torch.Tensor:
+        """A deterministic code E(x) (models with ``can_encode_point``, e.g. alpha-GAN)."""
+        raise TypeError(f"{type(self).__name__} has no deterministic encoder")
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's (decoder's) output for latents ``z`` (..., latent_dim), in the data's
+        value range: the mean of p(x|z) (models with ``can_decode``)."""
+        raise TypeError(f"{type(self).__name__} has no decoder")
+
+    def observation_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
+        """log p(x|z) per sample under the model's own observation model, or None for a model
+        that has none (a GAN's generator); the likelihood metrics then put one around ``decode``."""
+        return None
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """The reconstruction of ``x`` in the data's value range (models with ``can_reconstruct``)."""

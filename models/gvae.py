@@ -35,7 +35,7 @@ import torch
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, GeneratorMixin, ModelConfig, adam
 from models.losses import kl_to_standard_normal, l1_reconstruction, reparameterise, wgan_gp_critic_step
 from models.networks import build_critic, build_encoder, build_generator
 
@@ -61,7 +61,7 @@ class GVAEConfig(ModelConfig):
 
 
 @MODELS.register("gvae")
-class GVAE(GaussianEncoderMixin, GenerativeModel):
+class GVAE(GaussianEncoderMixin, GeneratorMixin, GenerativeModel):
     """GVAE (Sagar): VAE encoder + generator judged by a WGAN-GP critic on reconstructions and samples."""
 
     Config = GVAEConfig
@@ -113,9 +113,6 @@ class GVAE(GaussianEncoderMixin, GenerativeModel):
             "l1_recon": recon.item(),
             "kl": kl.item(),
         }
-
-    def sample(self, n: int) -> torch.Tensor:
-        return self.generator(self._prior(n))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         mu, _ = self.encode(x)

@@ -23,6 +23,11 @@ Families (more are added beside these, never inside a model file):
   its size is not defined, so a block here is BN-ReLU-conv3x3-BN-ReLU-conv3x3 with a 1x1
   shortcut when channels change (generator), and LeakyReLU-conv3x3 twice without normalisation
   (critic trunk: a per-sample gradient penalty is incompatible with batch norm).
+* ``mlp_tanh`` (chosen by name only, e.g. ``vae``'s ``network`` field, never by shape): any data
+  flattened, two hidden layers of ``width`` tanh units and Glorot-uniform weights (zero biases);
+  at width 200 with a 50-d latent this is the 784-200-200-50 network of Burda, Grosse and
+  Salakhutdinov 2015 (Section 5.1 and Appendix C), the reference VAE of the log-likelihood
+  literature.
 * ``conv3d``: volumes (C, D, H, W) with D = H = W in {16, 32, 64}: the paper's Section 4.2, four
   3D convolutions with 3x3x3 kernels (stride 2), each followed by a normalisation and
   LeakyReLU(0.2). The paper says BatchNorm; the trunk uses a per-sample normalisation instead
@@ -37,6 +42,8 @@ variance of a diagonal Gaussian, or latent_dim for a deterministic encoder).
 """
 
 from __future__ import annotations
+
+import math
 
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -131,6 +138,33 @@ def _mlp2d_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
         nn.Linear(width, width), nn.LeakyReLU(0.2),
         nn.Linear(width, width), nn.LeakyReLU(0.2),
     )
+    return trunk, width
+
+
+def _glorot(module: nn.Sequential) -> nn.Sequential:
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+def _mlp_tanh_generator(shape: tuple[int, ...], latent_dim: int, width: int, out: OutputActivation) -> nn.Module:
+    return _glorot(nn.Sequential(
+        nn.Linear(latent_dim, width), nn.Tanh(),
+        nn.Linear(width, width), nn.Tanh(),
+        nn.Linear(width, math.prod(shape)),
+        _Reshape(*shape),
+        _activation(out),
+    ))
+
+
+def _mlp_tanh_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
+    trunk = _glorot(nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(math.prod(shape), width), nn.Tanh(),
+        nn.Linear(width, width), nn.Tanh(),
+    ))
     return trunk, width
 
 
@@ -239,9 +273,24 @@ FAMILIES: list[NetworkFamily] = [
 ]
 
 
-def family_for(shape: tuple[int, ...]) -> NetworkFamily:
-    """The network family that supports data of ``shape`` (channels first, no batch axis)."""
+#: families chosen only by name (a model config's ``network`` field), never by the data's shape
+NAMED_FAMILIES = [
+    NetworkFamily(name="mlp_tanh", supports=lambda s: True, generator=_mlp_tanh_generator, trunk=_mlp_tanh_trunk),
+]
+
+
+def family_for(shape: tuple[int, ...], name: str | None = None) -> NetworkFamily:
+    """The network family that supports data of ``shape`` (channels first, no batch axis), or the
+    family called ``name`` when one is given."""
     shape = tuple(int(s) for s in shape)
+    if name is not None:
+        for family in FAMILIES + NAMED_FAMILIES:
+            if family.name == name:
+                if not family.supports(shape):
+                    raise UserError(f"network family {name!r} does not support data of shape {shape}")
+                return family
+        raise UserError(f"unknown network family {name!r}; families: "
+                        f"{', '.join(f.name for f in FAMILIES + NAMED_FAMILIES)}")
     for family in FAMILIES:
         if family.supports(shape):
             return family
@@ -252,9 +301,10 @@ def family_for(shape: tuple[int, ...]) -> NetworkFamily:
     )
 
 
-def build_generator(shape: tuple[int, ...], latent_dim: int, width: int, output: OutputActivation = "tanh") -> nn.Module:
-    """A generator (or decoder) from R^latent_dim to data of ``shape``."""
-    return family_for(shape).generator(tuple(shape), latent_dim, width, output)
+def build_generator(shape: tuple[int, ...], latent_dim: int, width: int, output: OutputActivation = "tanh",
+                    family: str | None = None) -> nn.Module:
+    """A generator (or decoder) from R^latent_dim to data of ``shape`` (``family``: by name, else by shape)."""
+    return family_for(shape, family).generator(tuple(shape), latent_dim, width, output)
 
 
 class TrunkWithHead(nn.Module):
@@ -275,8 +325,12 @@ def build_critic(shape: tuple[int, ...], width: int) -> TrunkWithHead:
     return TrunkWithHead(trunk, features, 1)
 
 
-def build_encoder(shape: tuple[int, ...], latent_dim: int, width: int, gaussian: bool = True) -> TrunkWithHead:
+def build_encoder(shape: tuple[int, ...], latent_dim: int, width: int, gaussian: bool = True,
+                  family: str | None = None) -> TrunkWithHead:
     """The critic's trunk with an encoder head: 2*latent_dim outputs (mean, log variance) when
-    ``gaussian``, else latent_dim (a deterministic code)."""
-    trunk, features = family_for(shape).trunk(tuple(shape), width)
-    return TrunkWithHead(trunk, features, 2 * latent_dim if gaussian else latent_dim)
+    ``gaussian``, else latent_dim (a deterministic code). ``family``: by name, else by shape."""
+    trunk, features = family_for(shape, family).trunk(tuple(shape), width)
+    encoder = TrunkWithHead(trunk, features, 2 * latent_dim if gaussian else latent_dim)
+    if family == "mlp_tanh":
+        _glorot(nn.Sequential(encoder.head))
+    return encoder

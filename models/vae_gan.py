@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, GeneratorMixin, ModelConfig, adam
 from models.losses import discriminator_loss, generator_loss, kl_to_standard_normal, l1_reconstruction, reparameterise
 from models.networks import build_critic, build_encoder, build_generator
 
@@ -51,7 +51,7 @@ class VAEGANConfig(ModelConfig):
 
 
 @MODELS.register("vae_gan")
-class VAEGAN(GaussianEncoderMixin, GenerativeModel):
+class VAEGAN(GaussianEncoderMixin, GeneratorMixin, GenerativeModel):
     """VAE-GAN (Larsen et al. 2016): VAE whose reconstruction is measured in the discriminator's features."""
 
     Config = VAEGANConfig
@@ -104,9 +104,6 @@ class VAEGAN(GaussianEncoderMixin, GenerativeModel):
         return {"discriminator_loss": d_loss.item(), "decoder_loss": decoder_loss.item(),
                 "encoder_loss": encoder_loss.item(), "feature_recon": llike.item(), "kl": kl.item(),
                 "generator_gan": gan.item(), "pixel_l1": l1_reconstruction(x, reconstruction).mean().item()}
-
-    def sample(self, n: int) -> torch.Tensor:
-        return self.generator(torch.randn(n, self.config.latent_dim, device=self.device))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         mu, _ = self.encode(x)

@@ -20,7 +20,7 @@ import torch
 
 from benchmarks.base import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, ModelConfig, adam
+from models.base import BatchSource, GenerativeModel, GeneratorMixin, ModelConfig, adam
 from models.losses import wgan_gp_critic_step
 from models.networks import build_critic, build_generator
 
@@ -43,7 +43,7 @@ class WGANGPConfig(ModelConfig):
 
 
 @MODELS.register("wgan_gp")
-class WGANGP(GenerativeModel):
+class WGANGP(GeneratorMixin, GenerativeModel):
     """WGAN-GP (Gulrajani et al. 2017): Wasserstein critic with gradient penalty, 5 critic steps."""
 
     Config = WGANGPConfig
@@ -82,5 +82,3 @@ class WGANGP(GenerativeModel):
             "generator_loss": generator_loss.item(),
         }
 
-    def sample(self, n: int) -> torch.Tensor:
-        return self.generator(self._noise(n))

@@ -93,3 +93,20 @@ def test_rescore_adds_missing_metrics_with_the_same_samples(tmp_path, data_root)
     assert {name: rescored["metrics"][name]["value"] for name in ("fid", "mmd")} == pytest.approx(original, rel=1e-6)
     assert rescored["rescored"][0]["metrics"] == ["fid", "mmd"]
     assert rescore(run_dir, data_root) == []  # nothing missing any more
+
+
+def test_a_sweep_meeting_its_finished_run_adds_the_metrics_registered_since(tmp_path):
+    import json
+
+    spec = _spec("vae", tmp_path)
+    record = execute_run(spec)
+    run_dir = resolve(spec).run_dir
+    trimmed = {**record, "metrics": {k: v for k, v in record["metrics"].items() if k != "mmd"}}
+    (run_dir / "record.json").write_text(json.dumps(trimmed))
+    again = execute_run(spec)  # finished: skipped, but the missing metric is evaluated from the checkpoint
+    assert again["skipped"] and again["metrics"]["mmd"]["value"] == pytest.approx(record["metrics"]["mmd"]["value"], rel=1e-6)
+    assert json.loads((run_dir / "record.json").read_text())["rescored"][0]["metrics"] == ["mmd"]
+    (run_dir / "checkpoint.pt").unlink()  # without weights nothing can be added, and nothing breaks
+    trimmed["metrics"].pop("ms_ssim", None)
+    (run_dir / "record.json").write_text(json.dumps(trimmed))
+    assert "ms_ssim" not in execute_run(spec)["metrics"]

@@ -1,0 +1,24 @@
+"""``recon_error``: the reconstruction term of the ELBO, E_{q(z|x)}[-log p(x|z)], per test image in
+nats (Kingma and Welling 2013, eq. 3), under the observation model and proposal of
+metrics/likelihood.py, averaged over ``elbo_samples`` draws of q(z|x) and ``likelihood_images``
+images. The paper's Table 6 "reconstruction error" column."""
+
+from __future__ import annotations
+
+from gvae_bench.registry import METRICS
+from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric, MetricResult
+from metrics.likelihood import elbo_terms, likelihood_setup
+
+
+@METRICS.register("recon_error")
+class ReconstructionError(Metric):
+    """Mean E_q[-log p(x|z)] over the scored test images, nats per image."""
+
+    higher_is_better = False
+    table = "table6"
+    needs = frozenset({NEEDS_DECODER, NEEDS_ANY_ENCODER})
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        setup, recon = likelihood_setup(ctx), elbo_terms(ctx)["recon"]
+        return MetricResult(float(recon.mean()), n_generated=0, n_real=len(recon),
+                            details={**setup.details, "elbo_samples": ctx.config.elbo_samples})
