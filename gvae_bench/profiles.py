@@ -65,13 +65,13 @@ class EvalConfig(ConfigBase):
     # likelihood metrics (metrics/likelihood.py); the defaults are the quick profile's
     likelihood_images: int = added_field(500, since="0.2")
     elbo_samples: int = added_field(10, since="0.2")
-    iwae_k: int = added_field(200, since="0.2")
+    iwae_k: int = added_field(100, since="0.2")
     iwae_chunk: int = added_field(50, since="0.2")
-    ais_images: int = added_field(50, since="0.2")
+    ais_images: int = added_field(20, since="0.2")
     ais_chains: int = added_field(4, since="0.2")
     ais_steps: int = added_field(100, since="0.2")
     ais_leapfrog: int = added_field(5, since="0.2")
-    heldout_images: int = added_field(100, since="0.2")
+    heldout_images: int = added_field(50, since="0.2")
 
     def validate(self) -> None:
         self.require_at_least(2, "n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size")

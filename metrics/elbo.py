@@ -8,17 +8,15 @@ expectation to the IWAE bound with k = 1. The paper's Table 6 "ELBO" column."""
 from __future__ import annotations
 
 from gvae_bench.registry import METRICS
-from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric, MetricResult
-from metrics.likelihood import elbo_terms, likelihood_setup
+from metrics.base import EvalContext, MetricResult
+from metrics.likelihood import EncoderLikelihoodMetric, elbo_terms, likelihood_setup
 
 
 @METRICS.register("elbo")
-class ELBO(Metric):
+class ELBO(EncoderLikelihoodMetric):
     """Mean ELBO over the scored test images, nats per image (higher is better)."""
 
     higher_is_better = True
-    table = "table6"
-    needs = frozenset({NEEDS_DECODER, NEEDS_ANY_ENCODER})
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         setup, terms = likelihood_setup(ctx), elbo_terms(ctx)

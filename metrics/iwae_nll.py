@@ -7,17 +7,16 @@ the log-likelihood column."""
 from __future__ import annotations
 
 from gvae_bench.registry import METRICS
-from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric, MetricResult
-from metrics.likelihood import likelihood_setup, mean_log_likelihood
+from metrics.base import EvalContext, MetricResult
+from metrics.likelihood import EncoderLikelihoodMetric, likelihood_setup, mean_log_likelihood
 
 
 @METRICS.register("iwae_nll")
-class IWAENegativeLogLikelihood(Metric):
+class IWAENegativeLogLikelihood(EncoderLikelihoodMetric):
     """Mean -L_k over the scored test images, nats per image (lower is better)."""
 
     higher_is_better = False
     table = ("table6", "table7")
-    needs = frozenset({NEEDS_DECODER, NEEDS_ANY_ENCODER})
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         setup, cfg = likelihood_setup(ctx), ctx.config

@@ -6,17 +6,15 @@ divergence" column."""
 from __future__ import annotations
 
 from gvae_bench.registry import METRICS
-from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric, MetricResult
-from metrics.likelihood import elbo_terms, likelihood_setup
+from metrics.base import EvalContext, MetricResult
+from metrics.likelihood import EncoderLikelihoodMetric, elbo_terms, likelihood_setup
 
 
 @METRICS.register("kl")
-class KLToPrior(Metric):
+class KLToPrior(EncoderLikelihoodMetric):
     """Mean KL of the proposal q(z|x) from the prior, nats per image."""
 
     higher_is_better = False
-    table = "table6"
-    needs = frozenset({NEEDS_DECODER, NEEDS_ANY_ENCODER})
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         setup, kl = likelihood_setup(ctx), elbo_terms(ctx)["kl"]

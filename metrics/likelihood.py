@@ -22,8 +22,9 @@ Observation models (log p(x|z) per image, summed over pixels or voxels, in nats)
   Gaussian with fixed variance that Wu et al. (2017) put around GAN and VAE decoders.
 The free parameter (eps or sigma) is chosen on held-out images (the last ``heldout_images`` test
 images, never among the scored ones) from ``EPS_GRID`` / ``SIGMA_GRID``: the value with the
-highest mean estimate of log p(x) (IWAE for encoder models, short AIS otherwise), as Wu et al.
-choose sigma on validation data.
+highest mean estimate of log p(x) (IWAE with at most ``HELDOUT_IWAE_K`` samples for encoder
+models, AIS from the prior with at most ``HELDOUT_AIS_STEPS`` distributions and one chain
+otherwise), as Wu et al. choose sigma on validation data.
 
 Proposals q(z|x)
 ----------------
@@ -44,7 +45,7 @@ import torch
 
 from benchmarks.base import binarize
 from metrics.ais import ais_log_likelihood
-from metrics.base import EvalContext
+from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric
 from metrics.iwae import iwae_log_likelihood
 from models.base import GenerativeModel
 
@@ -53,7 +54,15 @@ EPS_GRID = (1e-4, 1e-3, 1e-2, 5e-2)
 SIGMA_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 PROPOSAL_STD_GRID = (0.03, 0.1, 0.3, 1.0)
 IMAGE_BATCH = 100
+HELDOUT_IWAE_K, HELDOUT_AIS_STEPS = 50, 20  # the cheap estimates that rank the candidate parameters
 _LOG_2PI = math.log(2 * math.pi)
+
+
+class EncoderLikelihoodMetric(Metric):
+    """Base of the metrics that need a decoder and an encoder (Table 6's columns)."""
+
+    table = "table6"
+    needs = frozenset({NEEDS_DECODER, NEEDS_ANY_ENCODER})
 
 
 @dataclass(frozen=True)
@@ -167,8 +176,8 @@ def _choose(ctx: EvalContext, heldout: torch.Tensor) -> tuple[ObservationModel, 
         return (*candidates[0], {})
     scores = {}
     for observation, proposal in candidates:
-        estimate = mean_log_likelihood(ctx, heldout, observation, proposal, k=min(cfg.iwae_k, 50),
-                                       ais_steps=min(cfg.ais_steps, 50), ais_chains=1,
+        estimate = mean_log_likelihood(ctx, heldout, observation, proposal, k=min(cfg.iwae_k, HELDOUT_IWAE_K),
+                                       ais_steps=min(cfg.ais_steps, HELDOUT_AIS_STEPS), ais_chains=1,
                                        generator=ctx.generator("likelihood-heldout"))
         scores[(observation, proposal)] = float(estimate.mean())
     best = max(scores, key=lambda key: scores[key])

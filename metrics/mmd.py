@@ -169,12 +169,20 @@ def gaussian_kernel_mmd2_unbiased(
     compute_dtype = torch.float64 if (xr.dtype == torch.float64 and yr.dtype == torch.float64) else torch.float32
     xr = xr.to(compute_dtype)
     yr = yr.to(compute_dtype)
-    if not bool(torch.isfinite(xr).all()) or not bool(torch.isfinite(yr).all()):
+    # Finiteness and squared norms are taken block_size rows at a time, so that their temporaries (a boolean mask,
+    # a float64 copy and its square) are one block's, not the whole set's: O(block_size * d) memory instead of
+    # O(n * d) (two float64 copies of 10,000 x 784 samples are 125 MB). Each row's sum is the same as unblocked.
+    if not all(bool(torch.isfinite(t[i0 : i0 + block_size]).all()) for t in (xr, yr)
+               for i0 in range(0, t.shape[0], block_size)):
         raise ValueError("x and y must contain only finite values (found NaN or inf).")
 
-    # Squared norms in float64, then cast, so the only rounding of note is in the matmul.
-    x_sq = (xr.to(torch.float64) ** 2).sum(dim=1).to(compute_dtype)
-    y_sq = (yr.to(torch.float64) ** 2).sum(dim=1).to(compute_dtype)
+    def squared_norms(a: torch.Tensor) -> torch.Tensor:
+        # In float64, then cast, so the only rounding of note is in the matmul.
+        parts = [(a[i0 : i0 + block_size].to(torch.float64) ** 2).sum(dim=1) for i0 in range(0, a.shape[0], block_size)]
+        return torch.cat(parts).to(compute_dtype)
+
+    x_sq = squared_norms(xr)
+    y_sq = squared_norms(yr)
 
     def kernel_block(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
         # In-place chain: a single block-sized buffer.

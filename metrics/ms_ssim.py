@@ -240,17 +240,26 @@ def _filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     depth, rows, columns for volumes), each a depthwise conv2d/conv3d with a kernel of extent k along that axis and
     1 along the others: (B, C, *S) -> (B, C, *(s - k + 1 for s in S)). Equals 'valid' filtering with the outer
     product window w (x) w [(x) w].
+
+    Images are filtered with the batch folded into the channels, (B, C, H, W) -> (1, B*C, H, W), one depthwise
+    convolution over B*C maps: the same sums, bit for bit, about 10x faster on CPU than oneDNN's convolution of a
+    batch of single-channel images (tests/speed/test_ms_ssim_speed.py). Volumes keep the (B, C) layout (folded,
+    conv3d's float32 results differ in the last bits).
     """
-    c = x.shape[1]
+    b, c = x.shape[:2]
     d = x.dim() - 2
     k = window.numel()
     conv = F.conv2d if d == 2 else F.conv3d
+    fold = d == 2 and b > 0
+    groups = b * c if fold else c
+    if fold:
+        x = x.reshape(1, b * c, *x.shape[2:])
     for axis in range(d):
         shape = [1] * d
         shape[axis] = k
-        kernel = window.view(1, 1, *shape).expand(c, 1, *shape).contiguous()
-        x = conv(x, kernel, groups=c)
-    return x
+        kernel = window.view(1, 1, *shape).expand(groups, 1, *shape).contiguous()
+        x = conv(x, kernel, groups=groups)
+    return x.reshape(b, c, *x.shape[2:]) if fold else x
 
 
 def _downsample(x: torch.Tensor) -> torch.Tensor:

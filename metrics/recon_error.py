@@ -6,17 +6,15 @@ images. The paper's Table 6 "reconstruction error" column."""
 from __future__ import annotations
 
 from gvae_bench.registry import METRICS
-from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric, MetricResult
-from metrics.likelihood import elbo_terms, likelihood_setup
+from metrics.base import EvalContext, MetricResult
+from metrics.likelihood import EncoderLikelihoodMetric, elbo_terms, likelihood_setup
 
 
 @METRICS.register("recon_error")
-class ReconstructionError(Metric):
+class ReconstructionError(EncoderLikelihoodMetric):
     """Mean E_q[-log p(x|z)] over the scored test images, nats per image."""
 
     higher_is_better = False
-    table = "table6"
-    needs = frozenset({NEEDS_DECODER, NEEDS_ANY_ENCODER})
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         setup, recon = likelihood_setup(ctx), elbo_terms(ctx)["recon"]
