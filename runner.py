@@ -43,6 +43,16 @@ def _ints(text: str, option: str) -> list[int]:
     return values
 
 
+def _cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise CLIError(f"--cpus-per-run takes a positive number of CPUs, e.g. 1, 2 or 0.5; got {text!r}")
+    return value
+
+
 def _device(choice: str) -> str:
     import torch
 
@@ -69,13 +79,21 @@ def _device(choice: str) -> str:
               help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train and evaluate; auto takes CUDA when torch sees it.")
-@click.option("--executor", default="local", show_default=True, help="How the runs of the sweep are executed (local: one after another here).")
+@click.option("--executor", default="local", show_default=True,
+              help="How the runs of the sweep are executed: local (one after another here) or ray (one Ray task per run; "
+                   "pip install '.[ray]'; see docs/scaling.md).")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="With --executor ray: join this existing Ray cluster (--out and the data must be on storage every node "
+                   "sees). Default: start Ray on this machine for the sweep.")
+@click.option("--cpus-per-run", "cpus_text", default=None, metavar="N",
+              help="With --executor ray: CPUs each run declares, and its torch threads (unless its config pins "
+                   "train.threads). Default: the threads a local run would use.")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(path_type=Path),
               help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
 @click.pass_context
 def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
-        executor, plugins, verbose):
+        executor, ray_address, cpus_text, plugins, verbose):
     """Train generative models on a benchmark with one shared runner, evaluate them with one
     metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
 
@@ -89,8 +107,12 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
         return
     if not models_text or not dataset:
         raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
+    from gvae_bench.executors import ExecutorOptions
+
+    options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
+                              plugins=tuple(plugins))
     _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
-                          executor))
+                          executor, options))
 
 
 def _load_plugins(plugins) -> None:
@@ -115,24 +137,31 @@ def _guard(action):
 def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
     """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),)}; values read as JSON when they parse
     (numbers, true/false, null), else kept as text."""
-    import json
-
     parsed: dict[str, list] = {"benchmark": [], "model": []}
     for item in settings:
         target, _, rest = item.partition(".")
         name, eq, text = rest.partition("=")
         if target not in parsed or not name or not eq:
             raise CLIError(f"--set takes benchmark.FIELD=VALUE or model.FIELD=VALUE, e.g. --set benchmark.mode=3d; got {item!r}")
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        parsed[target].append((name, value))
+        parsed[target].append((name, _parse_value(text)))
     return {key: tuple(values) for key, values in parsed.items()}
 
 
-def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name) -> None:
-    from gvae_bench.executors import get_executor
+def _parse_value(text: str) -> object:
+    """A setting's value: JSON when it parses (numbers, true/false, null), else the text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
+           executor_options) -> None:
+    from tqdm.auto import tqdm
+
+    from gvae_bench.executors import check_executor, get_executor
     from gvae_bench.leaderboard import write_leaderboards
     from gvae_bench.profiles import get_profile
     from gvae_bench.registry import BENCHMARKS, MODELS
@@ -147,7 +176,7 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
         MODELS.get(name)
     BENCHMARKS.get(dataset)
     get_profile(profile)
-    executor = get_executor(executor_name)
+    check_executor(executor_name)
     root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
     overrides = _parse_settings(settings)
     specs = [RunSpec(model=m, benchmark=dataset, profile=profile, seed=s, data_root=root, out=out, device=_device(device),
@@ -156,20 +185,42 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
              for m in models for size in latent_sizes for s in seeds]
     benchmark_cls = BENCHMARKS.get(dataset)
     benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()  # missing data: before any run
-    click.echo(f"{len(specs)} run(s): {', '.join(models)} on {dataset}, profile {profile}, seeds {seeds_text}", err=True)
-    problems = []
-    for record in executor.run(specs):
-        label = f"{record['model']} seed {record['seed']}"
-        if latent_text is not None:
-            label += f" latent {record['config']['model_config']['latent_dim']}"
-        if record.get("skipped") and record["status"] == "running":
-            click.echo(f"  {label}: running in another process, skipped here", err=True)
-        elif record.get("skipped"):
-            click.echo(f"  {label}: already {record['status']}, skipped", err=True)
-        else:
-            click.echo(f"  {label}: {record['status']}" + (f" ({record.get('reason')})" if record.get("reason") else ""), err=True)
-        if record["status"] != "finished":
-            problems.append(label)
+    problems: list[str] = []
+    done = 0
+    try:
+        with get_executor(executor_name, executor_options) as executor:  # Ray: started or joined here; no cluster: exit 2
+            records = executor.run(specs)  # Ray: submitted here; a run no node can hold: exit 2
+            click.echo(f"{len(specs)} run(s): {', '.join(models)} on {dataset}, profile {profile}, seeds {seeds_text}",
+                       err=True)
+            # one overall bar where the runs work out of sight (e.g. on Ray workers, whose training bars are not shown)
+            bar = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True,
+                       disable=not executor.progress_bar, postfix="failures=0")
+            try:
+                for record in records:
+                    label = f"{record['model']} seed {record['seed']}"
+                    if latent_text is not None:
+                        label += f" latent {record['config']['model_config']['latent_dim']}"
+                    if record.get("skipped") and record["status"] == "running":
+                        line = f"  {label}: running in another process, skipped here"
+                    elif record.get("skipped"):
+                        line = f"  {label}: already {record['status']}, skipped"
+                    else:
+                        line = f"  {label}: {record['status']}" + (f" ({record.get('reason')})" if record.get("reason") else "")
+                    if executor.progress_bar:
+                        bar.write(line, file=sys.stderr)
+                    else:
+                        click.echo(line, err=True)
+                    if record["status"] != "finished":
+                        problems.append(label)
+                    done += 1
+                    bar.set_postfix_str(f"failures={len(problems)}", refresh=False)
+                    bar.update(1)
+            finally:
+                bar.close()
+    except KeyboardInterrupt:  # the executor has cancelled what was outstanding by now
+        click.echo(f"interrupted after {done} of {len(specs)} run(s); finished runs are kept, and the same command "
+                   "resumes the rest", err=True)
+        sys.exit(130)
     for path in write_leaderboards(out, dataset):
         if path.suffix == ".md":
             click.echo(f"leaderboard: {path}")
@@ -224,6 +275,30 @@ def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:
             click.echo(f"  {record_path.parent}: added {', '.join(added)}", err=True)
     for path in write_leaderboards(out, dataset):
         click.echo(f"leaderboard: {path}")
+
+
+@cli.command("curve")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metric", required=True, metavar="NAME", help="A registered metric, e.g. iwae_nll.")
+@click.option("--set", "changes", multiple=True, metavar="eval.FIELD=VALUE",
+              help="Change an evaluation setting for the curve, e.g. --set eval.likelihood_images=1000.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def curve_command(run_dir: Path, metric: str, changes: tuple[str, ...], data_root: Path | None) -> None:
+    """Evaluate METRIC at every weight snapshot of a finished run (train.snapshot_every) and write
+    RUN_DIR/curve_METRIC.csv and .png."""
+    from gvae_bench.curves import metric_curve
+
+    eval_changes = {}
+    for item in changes:
+        key, _, value = item.partition("=")
+        if not key.startswith("eval.") or not value:
+            raise CLIError(f"--set {item!r}: expected eval.FIELD=VALUE, e.g. eval.likelihood_images=1000")
+        eval_changes[key[len("eval."):]] = _parse_value(value)
+    root = data_root or Path(os.environ.get(DATA_ROOT_ENV, "data"))
+    for row in _guard(lambda: metric_curve(run_dir, root, metric, eval_changes)):
+        click.echo(f"step {row['step']:>8}  epoch {row['epoch']:>9}  {metric} {row['value']:.4f}")
+    click.echo(f"curve: {run_dir / f'curve_{metric}.csv'}")
 
 
 @cli.command("export-nifti")
