@@ -114,8 +114,17 @@ def _new_record(resolved: ResolvedRun, existing: dict[str, Any] | None) -> dict[
 
 def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
+    threads_before = torch.get_num_threads()
     if resolved.train.threads:
         torch.set_num_threads(resolved.train.threads)
+    try:
+        _train_evaluate_and_draw(resolved, splits, record)
+    finally:
+        torch.set_num_threads(threads_before)  # a run's thread count never leaks into the next run
+
+
+def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: dict[str, Any]) -> None:
+    spec, run_dir = resolved.spec, resolved.run_dir
     device = torch.device(spec.device)
     seed_everything(spec.seed)
     model = resolved.model_cls(resolved.model_config, resolved.benchmark.spec).to(device)

@@ -74,17 +74,22 @@ class BatchStream:
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(len(data), generator=self.generator)
+        self._device_order = self.order.to(data.device)
         self.position = 0
         self.epoch = 0
 
     def __call__(self) -> torch.Tensor:
         if self.position + self.batch_size > len(self.order):
             self.order = torch.randperm(len(self.data), generator=self.generator)
+            self._device_order = self.order.to(self.data.device)
             self.position = 0
             self.epoch += 1
-        index = self.order[self.position : self.position + self.batch_size]
+        # The permutation is drawn on the CPU (one seeded generator, the same order on any device) and copied to
+        # the data's device once per epoch, so a batch is sliced and gathered there: no host-to-device copy (and,
+        # on CUDA, no stream synchronisation) per batch.
+        index = self._device_order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
-        batch = self.data[index.to(self.data.device)]
+        batch = self.data[index]
         return batch if self.transform is None else self.transform(batch, self.generator)
 
     def state_dict(self) -> dict[str, Any]:
@@ -93,6 +98,7 @@ class BatchStream:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.order, self.position, self.epoch = state["order"], state["position"], state["epoch"]
+        self._device_order = self.order.to(self.data.device)
 
 
 @dataclass
@@ -136,7 +142,7 @@ def _save_checkpoint(path: Path, model: GenerativeModel, stream: BatchStream, st
 
 def load_weights(model: GenerativeModel, run_dir: Path) -> int:
     """Load the weights of a run's last checkpoint into ``model``; returns its step."""
-    state = torch.load(Path(run_dir) / CHECKPOINT_FILE, map_location=model.device, weights_only=False)
+    state = torch.load(Path(run_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     return int(state["step"])
 
@@ -156,7 +162,7 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
     rows: list[dict[str, float]] = []
     start, seconds_before = 0, 0.0
     if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=model.device, weights_only=False)
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         model.load_state_dict(state["model"])
         for name, opt in model.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])

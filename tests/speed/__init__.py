@@ -1,0 +1,1 @@
+"""Speed benchmarks (pytest-benchmark); run them with the command in the README, "Speed benchmarks"."""
