@@ -71,8 +71,9 @@ def _device(choice: str) -> str:
 @click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds; one run per model and seed.")
 @click.option("--latent-sizes", "latent_text", default=None, metavar="100,500",
               help="Sweep the latent size: each model runs at each size (the paper's Table 5); writes table5.")
-@click.option("--set", "settings", multiple=True, metavar="benchmark.FIELD=VALUE",
-              help="Override one config field after the profile, e.g. --set benchmark.mode=3d --set model.width=32 (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one config field after the profile; SECTION is model, benchmark, train or eval, e.g. "
+                   "--set benchmark.mode=3d --set model.width=32 --set train.precision=bf16 (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
@@ -135,14 +136,15 @@ def _guard(action):
 
 
 def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
-    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),)}; values read as JSON when they parse
-    (numbers, true/false, null), else kept as text."""
-    parsed: dict[str, list] = {"benchmark": [], "model": []}
+    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),), ...}; values read as JSON when they
+    parse (numbers, true/false, null), else kept as text."""
+    parsed: dict[str, list] = {"benchmark": [], "model": [], "train": [], "eval": []}
     for item in settings:
         target, _, rest = item.partition(".")
         name, eq, text = rest.partition("=")
         if target not in parsed or not name or not eq:
-            raise CLIError(f"--set takes benchmark.FIELD=VALUE or model.FIELD=VALUE, e.g. --set benchmark.mode=3d; got {item!r}")
+            raise CLIError(f"--set takes {'|'.join(parsed)}.FIELD=VALUE, e.g. --set benchmark.mode=3d "
+                           f"or --set train.precision=bf16; got {item!r}")
         parsed[target].append((name, _parse_value(text)))
     return {key: tuple(values) for key, values in parsed.items()}
 
@@ -181,7 +183,8 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     overrides = _parse_settings(settings)
     specs = [RunSpec(model=m, benchmark=dataset, profile=profile, seed=s, data_root=root, out=out, device=_device(device),
                      model_overrides=overrides["model"] + (() if size is None else (("latent_dim", size),)),
-                     benchmark_overrides=overrides["benchmark"])
+                     benchmark_overrides=overrides["benchmark"], train_overrides=overrides["train"],
+                     eval_overrides=overrides["eval"])
              for m in models for size in latent_sizes for s in seeds]
     benchmark_cls = BENCHMARKS.get(dataset)
     benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()  # missing data: before any run

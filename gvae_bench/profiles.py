@@ -14,6 +14,7 @@ from gvae_bench.config import ConfigBase, added_field
 from gvae_bench.errors import UserError
 
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -26,7 +27,11 @@ class TrainConfig(ConfigBase):
     ``lr_decay_every``/``lr_decay``: every N steps multiply every optimiser's learning rate by
     ``lr_decay`` (0: constant; a staircase like Burda et al. 2015's 10^(-1/7) per stage);
     ``snapshot_every``: keep the weights every N steps in ``snapshots/step<N>.pt`` (0: none), for
-    curves of a metric against training time (``runner.py curve``).
+    curves of a metric against training time (``runner.py curve``);
+    ``precision``: ``fp32``, or ``bf16`` (training steps under bfloat16 autocast, weights and
+    optimiser state in float32; evaluation always in float32);
+    ``channels_last``: keep 4-D image models and batches in channels-last memory layout (faster
+    convolutions on recent GPUs; the same maths).
     """
 
     steps: int = 1000
@@ -37,8 +42,12 @@ class TrainConfig(ConfigBase):
     lr_decay_every: int = added_field(0, since="0.2")
     lr_decay: float = added_field(1.0, since="0.2")
     snapshot_every: int = added_field(0, since="0.2")
+    precision: str = added_field("fp32", since="0.2")
+    channels_last: bool = added_field(False, since="0.2")
 
     def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         self.require_at_least(1, "steps", "batch_size", "checkpoint_every", "log_every")
         self.require(positive=("lr_decay",), non_negative=("threads", "lr_decay_every", "snapshot_every"))
 

@@ -128,8 +128,12 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: dict[str, An
     device = torch.device(spec.device)
     seed_everything(spec.seed)
     model = resolved.model_cls(resolved.model_config, resolved.benchmark.spec).to(device)
+    train_data = splits.train.to(device)
+    if resolved.train.channels_last and train_data.dim() == 4:
+        model = model.to(memory_format=torch.channels_last)
+        train_data = train_data.contiguous(memory_format=torch.channels_last)
     description = f"{spec.model}/{spec.benchmark}/seed{spec.seed}"
-    outcome = train(model, splits.train.to(device), resolved.train, run_dir, spec.seed, description,
+    outcome = train(model, train_data, resolved.train, run_dir, spec.seed, description,
                     resolved.benchmark.train_batch_transform())
     record.update(steps_done=outcome.steps_done, resumed_from_step=outcome.resumed_from,
                   train_seconds=round(outcome.seconds, 2))

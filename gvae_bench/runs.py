@@ -27,8 +27,9 @@ from models.networks import family_for
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep. ``model_overrides`` and ``benchmark_overrides`` (field, value) are
-    applied after the profile (e.g. a latent size, the CT mode)."""
+    """One run of a sweep. ``model_overrides``, ``benchmark_overrides``, ``train_overrides`` and
+    ``eval_overrides`` (field, value) are applied after the profile (e.g. a latent size, the CT
+    mode, bf16 precision)."""
 
     model: str
     benchmark: str
@@ -39,6 +40,8 @@ class RunSpec:
     device: str = "cpu"
     model_overrides: tuple[tuple[str, Any], ...] = field(default=())
     benchmark_overrides: tuple[tuple[str, Any], ...] = field(default=())
+    train_overrides: tuple[tuple[str, Any], ...] = field(default=())
+    eval_overrides: tuple[tuple[str, Any], ...] = field(default=())
 
 
 @dataclass
@@ -103,8 +106,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         model_cls=model_cls,
         benchmark=benchmark,
         model_config=model_config,
-        train=TrainConfig.from_dict(sections["train"]),
-        eval=EvalConfig.from_dict(sections["eval"]),
+        train=TrainConfig.from_dict({**sections["train"], **dict(spec.train_overrides)}),
+        eval=EvalConfig.from_dict({**sections["eval"], **dict(spec.eval_overrides)}),
         family=family,
         classifier=ClassifierConfig.from_dict(sections["classifier"]),
     )

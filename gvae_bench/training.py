@@ -9,6 +9,7 @@ an uninterrupted one would); and stops with status ``diverged`` at the first non
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -140,6 +141,13 @@ def _save_checkpoint(path: Path, model: GenerativeModel, stream: BatchStream, st
     atomic_save(path, lambda buffer: torch.save(state, buffer))
 
 
+def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the context each training step runs in: bfloat16 autocast for ``bf16``."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 def load_weights(model: GenerativeModel, run_dir: Path) -> int:
     """Load the weights of a run's last checkpoint into ``model``; returns its step."""
     state = torch.load(Path(run_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
@@ -172,12 +180,14 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
         log.info("%s: resuming from the checkpoint at step %d of %d", description, start, config.steps)
 
     model.train()
+    autocast = _autocast(config.precision, model.device)
     began = time.perf_counter()
     bar = tqdm(total=config.steps, initial=start, desc=description, unit="step", dynamic_ncols=True, leave=False,
                 disable=None)  # None: shown on a terminal, silent in logs and CI
     try:
         for step in range(start + 1, config.steps + 1):
-            losses = model.train_step(stream)
+            with autocast():
+                losses = model.train_step(stream)
             bar.update(1)
             if not all(math.isfinite(value) for value in losses.values()):
                 rows.append({"step": step, **losses})
