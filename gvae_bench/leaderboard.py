@@ -102,10 +102,14 @@ def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tupl
             values = [r["metrics"][name]["value"] for r in finished
                       if r["metrics"].get(name, {}).get("value") is not None]
             mean, std, n = _summary(values)
-            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n})
+            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n,
+                        # no value: "n/a" when the metric does not apply, "not evaluated" when no finished
+                        # record holds it yet (a metric registered after the runs, no checkpoint to add it)
+                        f"{name}_evaluated": any(name in (r.get("metrics") or {}) for r in finished)})
             counts = {(r["metrics"][name]["n_generated"], r["metrics"][name]["n_real"]) for r in finished
                       if r["metrics"].get(name, {}).get("value") is not None}
-            row[f"{name}_samples"] = "; ".join(f"{g} generated / {q} real" for g, q in sorted(counts))
+            row[f"{name}_samples"] = "; ".join(f"{g} generated / {q} real" if g else f"{q} test images"
+                                               for g, q in sorted(counts))
             for r in finished:
                 ref = r["metrics"].get(name, {}).get("reference")
                 if ref is not None and r["seed"] not in [s for s, _ in references[f"{name}|{profile}"]]:
@@ -207,6 +211,10 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
         cells = []
         for name in names:
             cell = _cell(row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"])
+            if row.row_kind == "measured" and not row.n_finished:
+                cell = "–"  # no finished seed yet
+            elif row.row_kind == "measured" and not row.get(f"{name}_evaluated", True):
+                cell = "not evaluated"
             if row.row_kind == "measured" and best.get((name, row.profile)) == row[f"{name}_mean"] and len(measured) > 1:
                 cell = f"**{cell}**"
             cells.append(cell)

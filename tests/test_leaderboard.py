@@ -68,3 +68,24 @@ def test_table5_appears_when_a_model_ran_at_several_latent_sizes(tmp_path):
     assert "| gvae | 100 | quick | h100 | 0 1 | 0.305 ± 0.0071 (n=2) |" in text
     assert "| gvae | 1000 | quick | h1000 | 0 1 | **0.105 ± 0.0071 (n=2)** |" in text
     assert "GVAE, latent 1000 (Sagar, Table 5) (published) | 0.068" in text
+
+
+def test_missing_values_say_why(tmp_path):
+    """A metric a finished run never evaluated reads "not evaluated"; one that does not apply "n/a";
+    a group without a finished seed shows no value; a metric shared by two tables is in both."""
+    both = {"higher_is_better": False, "table": ["table6", "table7"], "n_generated": 0, "n_real": 20}
+    runs = {
+        "a": {"iwae_nll": {**both, "value": 90.0}},
+        "b": {"iwae_nll": {**both, "value": None, "na": "needs encoder"}},
+        "c": {},  # evaluated before iwae_nll existed
+    }
+    for model, metrics in runs.items():
+        write_record(tmp_path / "runs" / "mnist" / model / "x" / "seed0",
+                     {**_record(model, 0), "metrics": metrics})
+    write_record(tmp_path / "runs" / "mnist" / "d" / "x" / "seed0", {**_record("d", 0, status="running")})
+    write_leaderboards(tmp_path, "mnist")
+    for table in ("table6", "table7"):
+        lines = (tmp_path / "leaderboards" / "mnist" / f"{table}.md").read_text().splitlines()
+        row = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in lines if line.startswith("| ")}
+        assert "90 (n=1)" in row["a"] and row["b"] == "n/a" and row["c"] == "not evaluated" and row["d"] == "–"
+        assert "- `iwae_nll` (lower is better): 20 test images" in lines
