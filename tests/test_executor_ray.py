@@ -86,7 +86,9 @@ class SlowVAE(VAE):
     def train_step(self, next_batch):
         type(self).calls += 1
         seconds = float(os.environ.get("TEST_RAY_STEP_SECONDS", "0"))
-        time.sleep(seconds if type(self).calls <= 4 else 60 * seconds)
+        until = time.monotonic() + (seconds if type(self).calls <= 4 else 60 * seconds)
+        while time.monotonic() < until:  # short sleeps, so a cancellation lands within 0.1 s
+            time.sleep(0.1)
         return super().train_step(next_batch)
 
 
