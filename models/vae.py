@@ -25,6 +25,11 @@ literature (Burda, Grosse and Salakhutdinov 2015: 784-200-200-50, tanh, Bernoull
 with epsilon 1e-4), used by the ``likelihood`` profile to check the harness against their
 published -86.76 nats.
 
+Encoder input (``encoder_input``): ``data`` feeds the encoder the data as stored ([-1, 1] for
+images); ``unit`` feeds it (x + 1) / 2, so binarized pixels arrive as {0, 1} as in Burda et al.'s
+network (the ``likelihood`` profile; models/networks.py ``UnitIntervalInput`` says what {-1, 1}
+costs there). The decoder and every likelihood are unchanged by it.
+
 Samples are the decoder's mean E[x|z] for z ~ N(0, I), mapped to the data's range.
 """
 
@@ -35,21 +40,24 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from benchmarks.base import DataSpec
 from gvae_bench.config import added_field
 from gvae_bench.registry import MODELS
 from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
 from models.losses import kl_to_standard_normal, reparameterise
-from models.networks import build_encoder, build_generator
+from models.networks import UnitIntervalInput, build_encoder, build_generator
 
 LIKELIHOODS = ("auto", "bernoulli", "gaussian", "laplace")
+ENCODER_INPUTS = ("data", "unit")
 
 
 @dataclass
 class VAEConfig(ModelConfig):
     """VAE settings. ``lr``/``betas``/``eps``: Adam; ``kl_weight``: weight of the KL term;
-    ``likelihood``/``obs_scale``: the observation model (see the module docstring)."""
+    ``likelihood``/``obs_scale``: the observation model; ``network``: the network family (``auto``: by
+    the data's shape); ``encoder_input``: ``data`` or ``unit`` (see the module docstring)."""
 
     latent_dim: int = 32
     width: int = 32
@@ -60,11 +68,14 @@ class VAEConfig(ModelConfig):
     likelihood: str = "auto"
     obs_scale: float = 0.1
     network: str = added_field("auto", since="0.2")
+    encoder_input: str = added_field("data", since="0.3")
 
     def validate(self) -> None:
         super().validate()
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        if self.encoder_input not in ENCODER_INPUTS:
+            raise ValueError(f"encoder_input must be one of {', '.join(ENCODER_INPUTS)}, got {self.encoder_input!r}")
         self.require(positive=("lr", "obs_scale"), non_negative=("kl_weight",))
 
     def for_data(self, data: DataSpec) -> "VAEConfig":
@@ -87,7 +98,8 @@ class VAE(GaussianEncoderMixin, GenerativeModel):
         super().__init__(config, data)
         out = "identity" if config.likelihood == "bernoulli" else self.output_activation()
         family = None if config.network == "auto" else config.network
-        self.encoder = build_encoder(data.shape, config.latent_dim, config.width, gaussian=True, family=family)
+        encoder = build_encoder(data.shape, config.latent_dim, config.width, gaussian=True, family=family)
+        self.encoder = nn.Sequential(UnitIntervalInput(), encoder) if config.encoder_input == "unit" else encoder
         self.decoder = build_generator(data.shape, config.latent_dim, config.width, output=out, family=family)
         self._optimizer = adam(self.parameters(), config.lr, config.betas, config.eps)
 
