@@ -3,7 +3,10 @@ images, and the share of voxels per tissue class.
 
 Generated and real values are mapped back from [-1, 1] to HU by undoing the benchmark's window
 (``to_hu``); values the window clipped stay at its edges, so both distributions live on the
-window's HU interval, and every tissue class is read on that interval.
+window's HU interval, and every tissue class is read on that interval. A class lying wholly outside
+the window cannot be told from its neighbour there (under the abdominal window [-160, 240] HU, air
+at -1000 HU comes back as -160, which is fat's range), so ``classes_in_window`` merges it into the
+neighbour ("air_or_fat") rather than counting air as fat.
 """
 
 from __future__ import annotations
@@ -43,10 +46,34 @@ def _subsample(values: torch.Tensor, limit: int = 4_000_000) -> torch.Tensor:
     return values[:: values.numel() // limit + 1]
 
 
-def tissue_shares(hu: torch.Tensor) -> dict[str, float]:
-    """Share of voxels in each of ``TISSUE_CLASSES``."""
+def classes_in_window(floor: float, ceiling: float) -> dict[str, tuple[float, float]]:
+    """``TISSUE_CLASSES`` as images windowed to [floor, ceiling] HU can tell them apart.
+
+    Clipped values sit at the window's edges, so a class wholly below the floor (its upper bound
+    <= floor) or wholly above the ceiling (its lower bound > ceiling) is merged into the nearest
+    class inside the window, named after both (e.g. ``air_or_fat``); the outermost classes kept
+    reach -inf and +inf so every value falls in one class."""
+    below = [name for name, (_, high) in TISSUE_CLASSES.items() if high <= floor]
+    above = [name for name, (low, _) in TISSUE_CLASSES.items() if low > ceiling]
+    inside = [name for name in TISSUE_CLASSES if name not in below and name not in above]
+    if not inside:
+        raise ValueError(f"no tissue class overlaps the window [{floor:g}, {ceiling:g}] HU")
+    classes = {}
+    for i, name in enumerate(inside):
+        low, high = TISSUE_CLASSES[name]
+        parts = [name]
+        if i == 0:
+            parts, low = below + parts, -float("inf")
+        if i == len(inside) - 1:
+            parts, high = parts + above, float("inf")
+        classes["_or_".join(parts)] = (low, high)
+    return classes
+
+
+def tissue_shares(hu: torch.Tensor, classes: dict[str, tuple[float, float]] = TISSUE_CLASSES) -> dict[str, float]:
+    """Share of voxels in each class of ``classes`` (name: [low, high) in HU)."""
     values = hu.flatten()
-    return {name: float(((values >= low) & (values < high)).double().mean()) for name, (low, high) in TISSUE_CLASSES.items()}
+    return {name: float(((values >= low) & (values < high)).double().mean()) for name, (low, high) in classes.items()}
 
 
 class _HUMetric(Metric):
@@ -77,14 +104,18 @@ class HUWasserstein(_HUMetric):
 
 @METRICS.register("tissue_tv")
 class TissueShareDistance(_HUMetric):
-    """Total variation between generated and real shares of air, fat, soft tissue, bone/contrast voxels."""
+    """Total variation between generated and real shares of air, fat, soft tissue, bone/contrast voxels
+    (classes the HU window clips away merged with their neighbour)."""
 
     higher_is_better = False
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         fake, real = self._hu(ctx)
-        shares_fake, shares_real = tissue_shares(fake), tissue_shares(real)
-        distance = 0.5 * sum(abs(shares_fake[k] - shares_real[k]) for k in TISSUE_CLASSES)
+        floor, ceiling = (float(v) for v in ctx.benchmark.to_hu(torch.tensor([-1.0, 1.0])))
+        classes = classes_in_window(floor, ceiling)
+        shares_fake, shares_real = tissue_shares(fake, classes), tissue_shares(real, classes)
+        distance = 0.5 * sum(abs(shares_fake[k] - shares_real[k]) for k in classes)
         return MetricResult(distance, n_generated=len(fake), n_real=len(real),
                             details={"generated_shares": shares_fake, "real_shares": shares_real,
-                                     "classes_hu": {k: list(v) for k, v in TISSUE_CLASSES.items()}})
+                                     "classes_hu": {k: list(v) for k, v in classes.items()},
+                                     "window_hu": [floor, ceiling]})

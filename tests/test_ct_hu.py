@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metrics.ct_hu import tissue_shares, wasserstein_1d
+from metrics.ct_hu import classes_in_window, tissue_shares, wasserstein_1d
 
 
 def test_wasserstein_of_a_shift_is_the_shift():
@@ -16,6 +16,22 @@ def test_wasserstein_between_two_point_masses_and_a_mixture():
     # half at -100 and half at 100 against all at 0: every unit of mass moves 100
     mixture = torch.cat([torch.full((500,), -100.0), torch.full((500,), 100.0)])
     assert wasserstein_1d(mixture, torch.zeros(1000)) == pytest.approx(100.0, abs=0.1)  # quantile-grid error
+
+
+def test_classes_the_window_clips_away_merge_with_their_neighbour():
+    # abdominal window [-160, 240]: air (< -200) comes back as -160, inside fat's range
+    assert classes_in_window(-160.0, 240.0) == {
+        "air_or_fat": (-float("inf"), -30.0), "soft_tissue": (-30.0, 150.0), "bone_or_contrast": (150.0, float("inf"))}
+    # a lung window [-1350, 150] keeps air and fat apart; bone (>= 150) sits at the ceiling, still its own class
+    assert list(classes_in_window(-1350.0, 150.0)) == ["air", "fat", "soft_tissue", "bone_or_contrast"]
+    # a brain window [0, 80]: air and fat wholly below it, bone wholly above: one class is left
+    assert classes_in_window(0.0, 80.0) == {"air_or_fat_or_soft_tissue_or_bone_or_contrast": (-float("inf"), float("inf"))}
+
+
+def test_windowed_air_is_not_counted_as_fat():
+    air_clipped_by_the_window = torch.full((10,), -160.0)  # -1000 HU after the [-160, 240] window
+    shares = tissue_shares(air_clipped_by_the_window, classes_in_window(-160.0, 240.0))
+    assert shares == {"air_or_fat": 1.0, "soft_tissue": 0.0, "bone_or_contrast": 0.0}
 
 
 def test_tissue_shares_count_each_class():
