@@ -85,9 +85,14 @@ class _HUMetric(Metric):
             lacking.add(NEEDS_HU)
         return sorted(lacking)
 
-    def _hu(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def _hu(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Generated, real test and real training images in HU (``n_samples`` of each at most). The
+        training images give the reference: the score of a model that reproduces them exactly."""
         n = ctx.config.n_samples
-        return ctx.benchmark.to_hu(ctx.generated(n)), ctx.benchmark.to_hu(ctx.real_test(n))
+        train = ctx.splits.train
+        order = torch.randperm(len(train), generator=ctx.generator("hu_reference"))[:n]
+        return (ctx.benchmark.to_hu(ctx.generated(n)), ctx.benchmark.to_hu(ctx.real_test(n)),
+                ctx.benchmark.to_hu(train[order]))
 
 
 @METRICS.register("hu_wasserstein")
@@ -97,9 +102,10 @@ class HUWasserstein(_HUMetric):
     higher_is_better = False
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        fake, real = self._hu(ctx)
+        fake, real, train = self._hu(ctx)
         return MetricResult(wasserstein_1d(fake, real), n_generated=len(fake), n_real=len(real),
-                            details={"unit": "HU", "quantiles": 2048})
+                            reference=wasserstein_1d(train, real),
+                            details={"unit": "HU", "quantiles": 2048, "reference": "real train vs real test"})
 
 
 @METRICS.register("tissue_tv")
@@ -110,12 +116,15 @@ class TissueShareDistance(_HUMetric):
     higher_is_better = False
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        fake, real = self._hu(ctx)
+        fake, real, train = self._hu(ctx)
         floor, ceiling = (float(v) for v in ctx.benchmark.to_hu(torch.tensor([-1.0, 1.0])))
         classes = classes_in_window(floor, ceiling)
         shares_fake, shares_real = tissue_shares(fake, classes), tissue_shares(real, classes)
+        shares_train = tissue_shares(train, classes)
         distance = 0.5 * sum(abs(shares_fake[k] - shares_real[k]) for k in classes)
-        return MetricResult(distance, n_generated=len(fake), n_real=len(real),
+        reference = 0.5 * sum(abs(shares_train[k] - shares_real[k]) for k in classes)
+        return MetricResult(distance, n_generated=len(fake), n_real=len(real), reference=reference,
                             details={"generated_shares": shares_fake, "real_shares": shares_real,
+                                     "train_shares": shares_train, "reference": "real train vs real test",
                                      "classes_hu": {k: list(v) for k, v in classes.items()},
                                      "window_hu": [floor, ceiling]})

@@ -29,6 +29,9 @@ def test_every_model_trains_on_ct_slices_and_patches(tmp_path, data_root):
         assert record["metrics"]["mmd"]["value"] is not None
         assert 0 <= record["metrics"]["hu_wasserstein"]["value"] <= 400  # within the 400 HU window
         assert 0 <= record["metrics"]["tissue_tv"]["value"] <= 1
+        # the reference row: real training images against real test images, on the same scales
+        assert 0 <= record["metrics"]["hu_wasserstein"]["reference"] <= 400
+        assert 0 <= record["metrics"]["tissue_tv"]["reference"] <= 1
         assert 0 <= record["metrics"]["ms_ssim"]["value"] <= 1  # 2D on slices, 3D on volumes
     assert (out / "leaderboards" / "ct_folder" / "table4.md").is_file()
 
