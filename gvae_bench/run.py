@@ -4,6 +4,7 @@ A run writes only its own folder, so runs may execute in any order on any execut
 
     record.json   status (running / finished / diverged / failed), resolved config, config hash,
                   seed, commit, software versions, device, timings, metrics with sample counts
+                  and the data as loaded (sizes, and the benchmark's own facts, e.g. CT's split)
     config.json   the resolved config (also saved inside every checkpoint, beside the weights)
     losses.csv    the loss log;  losses.png  the loss curves;  samples.png  the sample grid
     checkpoint.pt the last checkpoint (git-ignored)
@@ -80,6 +81,7 @@ def _execute_locked(resolved: ResolvedRun) -> dict[str, Any]:
         return {**existing, "skipped": True}
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
     record = _new_record(resolved, existing)
+    record["data"] = {"n_train": len(splits.train), "n_test": len(splits.test), **splits.info}
     write_record(run_dir, record)
     atomic_write_json(run_dir / "config.json", resolved.config())
     try:

@@ -27,6 +27,7 @@ def test_every_model_trains_on_ct_slices_and_patches(tmp_path, data_root):
     assert families == {(m, f) for m in MODELS.split(",") for f in ("resnet", "conv3d")}
     for record in records:
         assert record["metrics"]["mmd"]["value"] is not None
+        assert record["data"]["split"]["kind"].startswith("single volume")  # the split is in the run record
         assert 0 <= record["metrics"]["hu_wasserstein"]["value"] <= 400  # within the 400 HU window
         assert 0 <= record["metrics"]["tissue_tv"]["value"] <= 1
         # the reference row: real training images against real test images, on the same scales
@@ -90,3 +91,38 @@ def test_exported_nifti_opens_with_the_training_spacing(tmp_path, data_root):
     assert image.header.get_zooms() == pytest.approx((2.0, 2.0, 2.0))
     data = image.get_fdata()
     assert -160.0 - 1e-3 <= data.min() and data.max() <= 240.0 + 1e-3  # HU inside the abdominal window
+
+
+def _write_decathlon_volume(path, seed: int) -> None:
+    """A 48^3 abdomen-like NIfTI at 1 mm: air outside a soft-tissue cylinder with a fat rim and a bone spot."""
+    import nibabel as nib
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:48, :48, :48]
+    radius = np.hypot(y - 24, x - 24)
+    hu = np.full((48, 48, 48), -1000.0)
+    hu[radius < 20] = -100.0  # fat
+    hu[radius < 16] = 40.0  # soft tissue
+    hu[(np.hypot(y - 30, x - 24) < 3)] = 700.0  # bone
+    hu += rng.normal(0, 10, hu.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(hu.astype(np.int16).transpose(2, 1, 0), np.diag([1.0, 1.0, 1.0, 1.0])), path)
+
+
+@pytest.mark.slow
+def test_every_model_trains_on_pancreas_ct_slices_and_patches(tmp_path):
+    for patient in range(4):
+        _write_decathlon_volume(tmp_path / "Task07_Pancreas" / "imagesTr" / f"pancreas_{patient:03d}.nii.gz", patient)
+    out = tmp_path / "results"
+    for extra in ((), ("--set", "benchmark.mode=3d", "--set", "benchmark.size=16", "--set", "benchmark.patches_per_volume=8")):
+        result = run_cli("--models", MODELS, "--dataset", "pancreas_ct", "--profile", "smoke", "--data-root", str(tmp_path),
+                         "--out", str(out), *extra)
+        assert result.returncode == 0, result.stderr
+    records = [json.loads(p.read_text()) for p in out.glob("runs/pancreas_ct/*/*/seed0/record.json")]
+    assert len(records) == 10 and all(r["status"] == "finished" for r in records)
+    assert {(r["model"], r["config"]["network_family"]) for r in records} == {
+        (m, f) for m in MODELS.split(",") for f in ("resnet", "conv3d")}
+    for record in records:
+        assert 0 <= record["metrics"]["hu_wasserstein"]["value"] <= 400
+        assert record["data"]["split"]["kind"] == "by patient (volume)"
