@@ -76,6 +76,12 @@ def tissue_shares(hu: torch.Tensor, classes: dict[str, tuple[float, float]] = TI
     return {name: float(((values >= low) & (values < high)).double().mean()) for name, (low, high) in classes.items()}
 
 
+def total_variation(shares_a: dict[str, float], shares_b: dict[str, float]) -> float:
+    """Total variation distance between two class-share histograms over the same classes:
+    TV = 1/2 sum_c |a_c - b_c| (0: identical shares, 1: disjoint)."""
+    return 0.5 * sum(abs(shares_a[k] - shares_b[k]) for k in shares_a)
+
+
 class _HUMetric(Metric):
     needs = frozenset({NEEDS_SAMPLES, NEEDS_HU})
 
@@ -121,9 +127,8 @@ class TissueShareDistance(_HUMetric):
         classes = classes_in_window(floor, ceiling)
         shares_fake, shares_real = tissue_shares(fake, classes), tissue_shares(real, classes)
         shares_train = tissue_shares(train, classes)
-        distance = 0.5 * sum(abs(shares_fake[k] - shares_real[k]) for k in classes)
-        reference = 0.5 * sum(abs(shares_train[k] - shares_real[k]) for k in classes)
-        return MetricResult(distance, n_generated=len(fake), n_real=len(real), reference=reference,
+        return MetricResult(total_variation(shares_fake, shares_real), n_generated=len(fake), n_real=len(real),
+                            reference=total_variation(shares_train, shares_real),
                             details={"generated_shares": shares_fake, "real_shares": shares_real,
                                      "train_shares": shares_train, "reference": "real train vs real test",
                                      "classes_hu": {k: list(v) for k, v in classes.items()},

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metrics.ct_hu import classes_in_window, tissue_shares, wasserstein_1d
+from metrics.ct_hu import classes_in_window, tissue_shares, total_variation, wasserstein_1d
 
 
 def test_wasserstein_of_a_shift_is_the_shift():
@@ -37,3 +37,9 @@ def test_windowed_air_is_not_counted_as_fat():
 def test_tissue_shares_count_each_class():
     hu = torch.tensor([-1000.0, -500.0, -100.0, 0.0, 40.0, 149.9, 150.0, 700.0])
     assert tissue_shares(hu) == {"air": 0.25, "fat": 0.125, "soft_tissue": 0.375, "bone_or_contrast": 0.25}
+
+
+def test_total_variation_of_class_shares():
+    assert total_variation({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0.0
+    assert total_variation({"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}) == 1.0
+    assert total_variation({"a": 0.7, "b": 0.3}, {"a": 0.4, "b": 0.6}) == pytest.approx(0.3)
