@@ -170,6 +170,9 @@ def load_finished_run(run_dir: Path, data_root: Path):
     record = read_record(run_dir)
     if record is None or record.get("status") != STATUS_FINISHED:
         raise UserError(f"{run_dir} holds no finished run (record status: {(record or {}).get('status', 'none')})")
+    if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
+        raise UserError(f"{run_dir} has its record but no {CHECKPOINT_FILE} (checkpoints are not committed with "
+                        "results): run the sweep command with another --out to train it again here")
     config = record["config"]
     model_cls, benchmark_cls = MODELS.get(record["model"]), BENCHMARKS.get(record["benchmark"])
     benchmark = benchmark_cls(data_root, benchmark_cls.Config.from_dict(config["benchmark_config"]))

@@ -92,3 +92,16 @@ def test_mnist_table4_carries_the_classifier_feature_metrics(tmp_path, data_root
     details = record["metrics"]["fid"]["details"]
     assert details["classifier_key"].startswith("mnist-") and 0 < details["classifier_test_accuracy"] <= 1
     assert record["config"]["classifier"]["train_limit"] == 2000  # the smoke profile's small classifier
+
+
+def test_export_from_a_committed_run_without_its_checkpoint_is_a_clear_error(tmp_path):
+    import shutil
+
+    from tests.conftest import REPO
+
+    committed = REPO / "results" / "runs" / "ct_folder" / "vae" / "quick-f18e84d1fc" / "seed0"
+    run_dir = tmp_path / "seed0"
+    shutil.copytree(committed, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt"))  # as in a fresh clone
+    result = run_cli("export-nifti", str(run_dir), "-n", "1", "--data-root", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "checkpoint.pt" in result.stderr
