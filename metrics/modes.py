@@ -64,6 +64,16 @@ def _classified_modes(ctx: EvalContext, which: str, n: int) -> torch.Tensor:
     return (digits * weights).sum(dim=1)
 
 
+def _mode_histograms(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Histograms over the benchmark's modes of ``mode_samples`` (else ``n_samples``) generated
+    samples and of as many real test samples (all of them if the test set is smaller)."""
+    n = ctx.config.mode_samples or ctx.config.n_samples
+    n_modes = ctx.benchmark.n_modes
+    fake = torch.bincount(_classified_modes(ctx, "generated", n), minlength=n_modes)
+    real = torch.bincount(_classified_modes(ctx, "real", n), minlength=n_modes)
+    return fake, real
+
+
 def _has_mode_classifier(benchmark: Benchmark) -> bool:
     return getattr(benchmark, "n_modes", None) is not None and benchmark.classifier_dataset is not None
 
@@ -91,12 +101,10 @@ class ModesCovered(_MixtureMetric):
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         if _has_mode_classifier(ctx.benchmark):
-            n = ctx.config.n_samples
-            n_modes = ctx.benchmark.n_modes
-            fake = torch.bincount(_classified_modes(ctx, "generated", n), minlength=n_modes)
-            real = torch.bincount(_classified_modes(ctx, "real", n), minlength=n_modes)
-            return MetricResult(float((fake > 0).sum()), n_generated=n, n_real=n, reference=float((real > 0).sum()),
-                                details={**ctx.classifier_details, "n_modes": n_modes, "reading": "argmax per channel"})
+            fake, real = _mode_histograms(ctx)
+            return MetricResult(float((fake > 0).sum()), n_generated=int(fake.sum()), n_real=int(real.sum()),
+                                reference=float((real > 0).sum()),
+                                details={**ctx.classifier_details, "n_modes": len(fake), "reading": "argmax per channel"})
         coverage, n = self._coverage(ctx)
         return MetricResult(float(coverage.modes_covered), n_generated=n, n_real=0,
                             details={"n_modes": len(coverage.counts), "threshold_std": 3.0,
@@ -128,8 +136,7 @@ class ModeKL(Metric):
         return lacking if _has_mode_classifier(benchmark) else sorted({*lacking, "classifier-read modes"})
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        n, n_modes = ctx.config.n_samples, ctx.benchmark.n_modes
-        fake = torch.bincount(_classified_modes(ctx, "generated", n), minlength=n_modes)
-        real = torch.bincount(_classified_modes(ctx, "real", n), minlength=n_modes)
-        return MetricResult(kl_to_uniform(fake), n_generated=n, n_real=n, reference=kl_to_uniform(real),
-                            details={**ctx.classifier_details, "n_modes": n_modes, "unit": "nats"})
+        fake, real = _mode_histograms(ctx)
+        return MetricResult(kl_to_uniform(fake), n_generated=int(fake.sum()), n_real=int(real.sum()),
+                            reference=kl_to_uniform(real),
+                            details={**ctx.classifier_details, "n_modes": len(fake), "unit": "nats"})

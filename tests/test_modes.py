@@ -50,12 +50,14 @@ def test_stacked_mnist_modes_through_the_runner(tmp_path, data_root):
 
     out = tmp_path / "results"
     result = run_cli("--models", "vae", "--dataset", "stacked_mnist", "--profile", "smoke",
-                     "--data-root", str(data_root), "--out", str(out))
+                     "--set", "eval.mode_samples=300", "--data-root", str(data_root), "--out", str(out))
     assert result.returncode == 0, result.stderr
     record = json.loads(next(out.glob("runs/stacked_mnist/vae/*/seed0/record.json")).read_text())
     modes, kl = record["metrics"]["modes"], record["metrics"]["mode_kl"]
-    assert modes["n_generated"] == 200 and 1 <= modes["value"] <= 200
-    # 200 real stacked digits read by even the small smoke classifier fall in well over 100 modes,
+    # the mode metrics count their own sample size (eval.mode_samples), the others n_samples
+    assert modes["n_generated"] == modes["n_real"] == kl["n_generated"] == 300 and 1 <= modes["value"] <= 300
+    assert record["metrics"]["fid"]["n_generated"] == 200
+    # 300 real stacked digits read by even the small smoke classifier fall in well over 100 modes,
     # and an 8-step VAE's blobs in far fewer: its histogram is further from uniform
     assert modes["reference"] > 100 and modes["value"] < modes["reference"]
     assert 0 <= kl["reference"] < kl["value"] <= math.log(1000)
