@@ -71,17 +71,25 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+#: Outputs committed beside the code: their changes (a sweep rewriting a leaderboard while another
+#: runs) say nothing about the code that made a run, so they do not make a checkout dirty.
+OUTPUT_PATHS = ("results",)
+
+
 def git_commit() -> dict[str, Any]:
-    """The commit of the harness's checkout and whether its tracked files had changes."""
+    """The commit of the harness's checkout, whether tracked files other than the committed outputs
+    (``OUTPUT_PATHS``) had changes, and which (``changed``, at most 20 paths)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             *(f":(exclude){path}" for path in OUTPUT_PATHS)],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip() != ""
-        return {"commit": commit, "dirty": dirty}
+        ).stdout
+        changed = [line[3:] for line in status.splitlines() if line.strip()]
+        return {"commit": commit, "dirty": bool(changed), "changed": changed[:20]}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
 

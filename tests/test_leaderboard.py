@@ -89,3 +89,29 @@ def test_missing_values_say_why(tmp_path):
         row = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in lines if line.startswith("| ")}
         assert "90 (n=1)" in row["a"] and row["b"] == "n/a" and row["c"] == "not evaluated" and row["d"] == "–"
         assert "- `iwae_nll` (lower is better): 20 test images" in lines
+
+
+def test_a_checkout_is_dirty_for_changed_code_not_for_changed_results(tmp_path, monkeypatch):
+    """Sweeps rewrite committed leaderboards and records while other runs start; only code changes
+    may mark a run's commit '+dirty', and the record names them."""
+    import subprocess
+
+    from gvae_bench import records
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table4.md").write_text("old\n")
+    (tmp_path / "harness.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    monkeypatch.setattr(records, "REPO_ROOT", tmp_path)
+
+    assert records.git_commit()["dirty"] is False
+    (tmp_path / "results" / "table4.md").write_text("rebuilt by another sweep\n")
+    assert records.git_commit()["dirty"] is False
+    (tmp_path / "harness.py").write_text("x = 2\n")
+    state = records.git_commit()
+    assert state["dirty"] is True and state["changed"] == ["harness.py"]
