@@ -189,6 +189,7 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     benchmark_cls = BENCHMARKS.get(dataset)
     benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()  # missing data: before any run
     problems: list[str] = []
+    elsewhere: list[str] = []  # held by another sweep: not a failure here, and not in this leaderboard yet
     done = 0
     try:
         with get_executor(executor_name, executor_options) as executor:  # Ray: started or joined here; no cluster: exit 2
@@ -213,7 +214,9 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
                         bar.write(line, file=sys.stderr)
                     else:
                         click.echo(line, err=True)
-                    if record["status"] != "finished":
+                    if record.get("skipped") and record["status"] == "running":
+                        elsewhere.append(label)
+                    elif record["status"] != "finished":
                         problems.append(label)
                     done += 1
                     bar.set_postfix_str(f"failures={len(problems)}", refresh=False)
@@ -227,6 +230,9 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     for path in write_leaderboards(out, dataset):
         if path.suffix == ".md":
             click.echo(f"leaderboard: {path}")
+    if elsewhere:
+        click.echo(f"{len(elsewhere)} run(s) still running in another process: {', '.join(elsewhere)}; the leaderboard "
+                   "leaves them out until they finish (that process rewrites it then)", err=True)
     if problems:
         click.echo(f"{len(problems)} run(s) did not finish: {', '.join(problems)} (see their record.json)", err=True)
         sys.exit(1)

@@ -79,6 +79,31 @@ def test_smoke_sweep_writes_records_and_leaderboards_and_skips_when_finished(tmp
     assert again.returncode == 0 and again.stderr.count("skipped") == 4
 
 
+def test_a_run_held_by_another_sweep_is_reported_as_running_there_not_as_a_failure(tmp_path):
+    import fcntl
+    import os
+
+    from gvae_bench.runs import RunSpec, resolve
+
+    out = tmp_path / "results"
+    held = resolve(RunSpec(model="vae", benchmark="ring8", profile="smoke", seed=1, data_root=out, out=out)).run_dir
+    held.mkdir(parents=True)
+    fd = os.open(held / ".lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a second sweep working on seed 1 would
+        result = run_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0,1",
+                         "--out", str(out))
+    finally:
+        os.close(fd)
+    assert result.returncode == 0, result.stderr
+    assert "vae seed 1: running in another process" in result.stderr
+    assert "1 run(s) still running in another process: vae seed 1" in result.stderr
+    assert "did not finish" not in result.stderr
+    row = next(line for line in (out / "leaderboards" / "ring8" / "table_modes.md").read_text().splitlines()
+               if line.startswith("| vae |"))
+    assert "(n=1)" in row and "(n=2)" not in row  # seed 0 only, until seed 1 finishes
+
+
 def test_mnist_table4_carries_the_classifier_feature_metrics(tmp_path, data_root):
     out = tmp_path / "results"
     result = run_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke", "--data-root", str(data_root),
