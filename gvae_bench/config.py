@@ -79,6 +79,8 @@ class ConfigBase:
         for key, value in values.items():
             if isinstance(known[key].default, tuple) and isinstance(value, list):
                 value = tuple(value)  # JSON and TOML give lists where the config holds tuples
+            elif isinstance(known[key].default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)  # `--set model.kl_weight=1` and `kl_weight = 1.0`: one config, one hash
             coerced[key] = value
         return cls(**coerced)
 

@@ -29,6 +29,17 @@ def test_added_field_set_changes_the_hash() -> None:
     assert config_hash(_After(network="mlp").hash_dict()) != config_hash(_Before().hash_dict())
 
 
+def test_an_integer_given_for_a_float_field_gives_the_same_config_and_hash() -> None:
+    from models.gvae import GVAEConfig
+
+    as_int, as_float = GVAEConfig.from_dict({"kl_weight": 1}), GVAEConfig.from_dict({"kl_weight": 1.0})
+    assert isinstance(as_int.kl_weight, float)
+    assert config_hash(as_int.hash_dict()) == config_hash(as_float.hash_dict())
+    spec = dict(benchmark="grid25", profile="quick", seed=0, data_root=Path("."), out=Path("."))
+    by_set = resolve(RunSpec(model="gvae", model_overrides=(("kl_weight", 1),), **spec))
+    assert by_set.config_hash == resolve(RunSpec(model="gvae", **spec)).config_hash  # the profile sets 1.0
+
+
 @pytest.mark.parametrize("model, benchmark_name, expected", [
     # the folders of the committed results under results/runs/<benchmark>/<model>/quick-<hash>
     ("vae", "mnist", "510925410e"),
