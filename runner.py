@@ -204,7 +204,8 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
                     label = f"{record['model']} seed {record['seed']}"
                     if latent_text is not None:
                         label += f" latent {record['config']['model_config']['latent_dim']}"
-                    if record.get("skipped") and record["status"] == "running":
+                    held_elsewhere = record.get("skipped") and record["status"] == "running"
+                    if held_elsewhere:
                         line = f"  {label}: running in another process, skipped here"
                     elif record.get("skipped"):
                         line = f"  {label}: already {record['status']}, skipped"
@@ -214,7 +215,7 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
                         bar.write(line, file=sys.stderr)
                     else:
                         click.echo(line, err=True)
-                    if record.get("skipped") and record["status"] == "running":
+                    if held_elsewhere:
                         elsewhere.append(label)
                     elif record["status"] != "finished":
                         problems.append(label)
