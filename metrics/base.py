@@ -81,15 +81,33 @@ class EvalContext:
         order = torch.randperm(len(test), generator=self.generator("real_test"))
         return test[order[:n]]
 
+    def real_train(self, n: int) -> torch.Tensor:
+        """``n`` training samples, a random subset seeded by the run's seed (all if n >= train size):
+        a stand-in for a model that reproduces the training distribution exactly, scored against
+        ``real_test`` for the metrics' real-data reference values."""
+        train = self.splits.train
+        if n >= len(train):
+            return train
+        order = torch.randperm(len(train), generator=self.generator("real_train"))
+        return train[order[:n]]
+
+    def _samples(self, which: str, n: int) -> torch.Tensor:
+        """``n`` samples of the set named ``which``: generated, real (test) or train."""
+        sets = {"generated": self.generated, "real": self.real_test, "train": self.real_train}
+        if which not in sets:
+            raise ValueError(f"unknown sample set {which!r}; one of {sorted(sets)}")
+        return sets[which](n)
+
     def features(self, which: str, n: int) -> torch.Tensor:
         """Penultimate-layer features of the benchmark's domain classifier for ``n`` generated
-        (``which="generated"``) or real test (``"real"``) samples. Multi-channel images (Stacked
-        MNIST) are read channel by channel and the channels' features concatenated."""
+        (``which="generated"``), real test (``"real"``) or real training (``"train"``) samples.
+        Multi-channel images (Stacked MNIST) are read channel by channel and the channels'
+        features concatenated."""
         key = f"{which}:{n}"
         if key not in self._features:
             classifier, self._classifier_record = train_classifier(
                 self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
-            samples = self.generated(n) if which == "generated" else self.real_test(n)
+            samples = self._samples(which, n)
             with torch.no_grad():
                 per_channel = [torch.cat([classifier.features(samples[i : i + 1000, c : c + 1].float())
                                           for i in range(0, len(samples), 1000)])
@@ -98,13 +116,13 @@ class EvalContext:
         return self._features[key]
 
     def predicted_classes(self, which: str, n: int) -> torch.Tensor:
-        """The domain classifier's argmax class for each channel of ``n`` generated or real test
-        samples, shape (n, channels)."""
+        """The domain classifier's argmax class for each channel of ``n`` generated, real test or
+        real training samples (``which`` as in ``features``), shape (n, channels)."""
         key = f"classes:{which}:{n}"
         if key not in self._features:
             classifier, self._classifier_record = train_classifier(
                 self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
-            samples = self.generated(n) if which == "generated" else self.real_test(n)
+            samples = self._samples(which, n)
             with torch.no_grad():
                 self._features[key] = torch.stack([
                     torch.cat([classifier(samples[i : i + 1000, c : c + 1].float()).argmax(dim=1)

@@ -101,7 +101,9 @@ from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, M
 class ClassifierFID(Metric):
     """Frechet distance in the harness's own classifier's feature space (not Inception FID; Heusel et al. 2017).
 
-    ``n_samples`` generated against as many real test samples.
+    ``n_samples`` generated against as many real test samples. ``reference`` is the same distance
+    between as many real training samples and the test samples: the floor a model that reproduces
+    the training distribution would reach at this sample count (FID is biased upwards at finite n).
     """
 
     higher_is_better = False
@@ -109,6 +111,7 @@ class ClassifierFID(Metric):
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples
-        real, fake = ctx.features("real", n), ctx.features("generated", n)
+        real, fake, train = ctx.features("real", n), ctx.features("generated", n), ctx.features("train", n)
         return MetricResult(frechet_distance(fake, real), n_generated=len(fake), n_real=len(real),
-                            details=ctx.classifier_details)
+                            reference=frechet_distance(train, real),
+                            details={**ctx.classifier_details, "reference": "real train vs real test"})

@@ -115,7 +115,9 @@ class ClassifierKID(Metric):
     """Unbiased cubic-kernel MMD^2 in the harness's classifier's feature space (not Inception KID; Binkowski et al. 2018).
 
     100 subsets of up to 1000 of the ``n_samples`` generated and real test samples; the value is
-    the mean over subsets, ``details.std`` their spread.
+    the mean over subsets, ``details.std`` their spread. ``reference`` is the same estimate, with
+    the same subsets, between as many real training samples and the test samples (about 0: the
+    estimator is unbiased).
     """
 
     higher_is_better = False
@@ -123,9 +125,12 @@ class ClassifierKID(Metric):
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples
-        real, fake = ctx.features("real", n), ctx.features("generated", n)
+        real, fake, train = ctx.features("real", n), ctx.features("generated", n), ctx.features("train", n)
         mean, std = kernel_inception_distance(fake, real, n_subsets=100, subset_size=1000,
                                               generator=ctx.generator("kid"))
-        return MetricResult(mean, n_generated=len(fake), n_real=len(real),
+        reference, _ = kernel_inception_distance(train, real, n_subsets=100, subset_size=1000,
+                                                 generator=ctx.generator("kid"))
+        return MetricResult(mean, n_generated=len(fake), n_real=len(real), reference=reference,
                             details={**ctx.classifier_details, "std": std, "n_subsets": 100,
-                                     "subset_size": min(1000, len(fake), len(real))})
+                                     "subset_size": min(1000, len(fake), len(real)),
+                                     "reference": "real train vs real test"})

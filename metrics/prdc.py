@@ -172,36 +172,49 @@ from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, M
 
 class _FeatureSetMetric(Metric, ABC):
     """Shared by the four k-NN metrics: ``n_samples`` generated and real test samples in the
-    classifier's feature space."""
+    classifier's feature space. Each pair of metrics (precision and recall, density and coverage)
+    comes from one computation, shared through the evaluation context. ``reference`` is the same
+    metric with as many real training samples in the place of the generated ones: what a model that
+    reproduces the training distribution would score at this sample count."""
 
     higher_is_better = True
     needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
     k: int
+    pair_name: str  # the pair's key in the evaluation context's cache
     part: int  # which of the pair the function returns
 
     @abstractmethod
-    def _value(self, real: torch.Tensor, fake: torch.Tensor) -> float:
-        """The metric from real and generated features."""
+    def _pair(self, real: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+        """The pair of metrics of ``other`` against the real features."""
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples
-        real, fake = ctx.features("real", n), ctx.features("generated", n)
-        return MetricResult(self._value(real, fake), n_generated=len(fake), n_real=len(real),
-                            details={**ctx.classifier_details, "k": self.k})
+        real = ctx.features("real", n)
+
+        def pair(which: str) -> tuple[float, float]:
+            other = ctx.features(which, n)
+            return ctx.cached(f"{self.pair_name}:{which}:{n}", lambda: self._pair(real, other))
+
+        fake = ctx.features("generated", n)
+        return MetricResult(pair("generated")[self.part], n_generated=len(fake), n_real=len(real),
+                            reference=pair("train")[self.part],
+                            details={**ctx.classifier_details, "k": self.k, "reference": "real train vs real test"})
 
 
 class _PrecisionRecall(_FeatureSetMetric):
     k = 3
+    pair_name = "precision_recall"
 
-    def _value(self, real: torch.Tensor, fake: torch.Tensor) -> float:
-        return precision_recall(real, fake, k=self.k)[self.part]
+    def _pair(self, real: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+        return precision_recall(real, other, k=self.k)
 
 
 class _DensityCoverage(_FeatureSetMetric):
     k = 5
+    pair_name = "density_coverage"
 
-    def _value(self, real: torch.Tensor, fake: torch.Tensor) -> float:
-        return density_coverage(real, fake, k=self.k)[self.part]
+    def _pair(self, real: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+        return density_coverage(real, other, k=self.k)
 
 
 @METRICS.register("precision")

@@ -31,3 +31,35 @@ def test_bad_classifier_config_is_a_clear_error():
 
     with pytest.raises(UserError, match="epochs must be >= 1"):
         ClassifierConfig(epochs=0)
+
+
+def test_feature_metrics_score_the_training_data_as_their_reference(data_root):
+    """Known answers: a "model" whose samples are the very training images the reference draws gets
+    exactly the reference value on every feature-space metric; the reference itself (real training
+    against real test images) scores as real data should; negated images score far worse."""
+    import metrics  # noqa: F401  (registers the metrics)
+    from benchmarks.torchvision_images import MNIST
+    from gvae_bench.profiles import EvalConfig
+    from gvae_bench.registry import METRICS
+    from metrics.base import EvalContext
+
+    benchmark = MNIST(data_root)
+    splits = benchmark.load()
+    names = ("fid", "kid", "precision", "recall", "density", "coverage")
+
+    def scores(fake_from_train):
+        ctx = EvalContext(model=None, benchmark=benchmark, splits=splits, config=EvalConfig(n_samples=400), seed=0,
+                          classifier_config=ClassifierConfig(epochs=1, width=8, train_limit=3000, batch_size=32))
+        ctx._generated = fake_from_train(ctx.real_train(400))  # what the "model" samples
+        return {name: METRICS.get(name)().compute(ctx) for name in names}
+
+    copy, negated = scores(lambda train: train), scores(lambda train: -train)
+    for name in names:
+        assert copy[name].value == copy[name].reference == negated[name].reference, name
+        assert copy[name].details["reference"] == "real train vs real test"
+    reference = {name: copy[name].reference for name in names}
+    assert min(reference[name] for name in ("precision", "recall", "density", "coverage")) > 0.7
+    assert abs(reference["kid"]) < 0.01 * negated["kid"].value  # unbiased: about 0
+    assert reference["fid"] < 0.1 * negated["fid"].value
+    for name in ("precision", "recall", "density", "coverage"):
+        assert negated[name].value < 0.5 * reference[name], name
