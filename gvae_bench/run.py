@@ -182,7 +182,8 @@ def load_finished_run(run_dir: Path, data_root: Path):
 
 
 def rescore(run_dir: Path, data_root: Path) -> list[str]:
-    """Add the metrics registered since a finished run was evaluated, from its last checkpoint.
+    """Add the metrics registered since a finished run was evaluated, and the references of those
+    that gained one since (``Metric.has_reference``), from its last checkpoint.
 
     The model is rebuilt from the record's config and weights; the evaluation draws the same
     samples as the original one (same seeds), so old and new metrics describe one sample set.
@@ -207,14 +208,19 @@ def _add_missing_metrics(run_dir: Path, record: dict[str, Any], data_root: Path,
     from gvae_bench.registry import METRICS
     from metrics.classifier import ClassifierConfig
 
-    missing = set(METRICS.names()) - set(record.get("metrics", {}))
+    recorded = record.get("metrics", {})
+    missing = {name for name in METRICS.names()
+               if name not in recorded
+               or (METRICS.get(name).has_reference and recorded[name].get("value") is not None
+                   and recorded[name].get("reference") is None)}
     if not missing:
         return []
     if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
         log.warning("%s lacks metrics %s but its checkpoint is gone; they stay missing",
                     run_dir, ", ".join(sorted(missing)))
         return []
-    log.info("%s: evaluating the metrics added since it ran: %s", run_dir, ", ".join(sorted(missing)))
+    log.info("%s: evaluating the metrics added (or given a reference) since it ran: %s", run_dir,
+             ", ".join(sorted(missing)))
     config = resolved.config() if resolved is not None else record["config"]
     model, benchmark = load_finished_run(run_dir, data_root)
     added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record["seed"],

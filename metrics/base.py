@@ -150,6 +150,9 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool] = False
     table: ClassVar[str | tuple[str, ...]] = "table4"  # the leaderboard(s) the metric is a column of
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_SAMPLES})
+    #: True when ``compute`` always gives a ``reference``: a finished run's value recorded without
+    #: one (evaluated before the metric had it) is evaluated again by ``rescore`` to add it.
+    has_reference: ClassVar[bool] = False
 
     def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
         """What this metric needs that the model or benchmark lacks (empty: it applies)."""

@@ -108,6 +108,7 @@ class ClassifierFID(Metric):
 
     higher_is_better = False
     needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
+    has_reference = True
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples

@@ -179,6 +179,7 @@ class _FeatureSetMetric(Metric, ABC):
 
     higher_is_better = True
     needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
+    has_reference = True
     k: int
     pair_name: str  # the pair's key in the evaluation context's cache
     part: int  # which of the pair the function returns

@@ -93,6 +93,13 @@ def test_rescore_adds_missing_metrics_with_the_same_samples(tmp_path, data_root)
     assert {name: rescored["metrics"][name]["value"] for name in ("fid", "mmd")} == pytest.approx(original, rel=1e-6)
     assert rescored["rescored"][0]["metrics"] == ["fid", "mmd"]
     assert rescore(run_dir, data_root) == []  # nothing missing any more
+    # a value recorded before its metric gained a reference (has_reference) is evaluated again to add it
+    no_reference = {**rescored["metrics"]["recall"], "reference": None}
+    (run_dir / "record.json").write_text(json.dumps({**rescored, "metrics": {**rescored["metrics"], "recall": no_reference}}))
+    assert rescore(run_dir, data_root) == ["recall"]
+    again = json.loads((run_dir / "record.json").read_text())["metrics"]["recall"]
+    assert again["value"] == no_reference["value"] and again["reference"] == rescored["metrics"]["recall"]["reference"]
+    assert rescore(run_dir, data_root) == []
 
 
 def test_a_sweep_meeting_its_finished_run_adds_the_metrics_registered_since(tmp_path):
