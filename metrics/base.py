@@ -41,6 +41,10 @@ class MetricResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+#: ``details["reference"]`` of a metric whose reference scores real training against real test samples
+REAL_TRAIN_VS_TEST = "real train vs real test"
+
+
 @dataclass
 class EvalContext:
     """What metrics read: the trained model, the benchmark, its data and the sample counts.

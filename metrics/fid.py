@@ -94,7 +94,7 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 
 @METRICS.register("fid")
@@ -115,4 +115,4 @@ class ClassifierFID(Metric):
         real, fake, train = ctx.features("real", n), ctx.features("generated", n), ctx.features("train", n)
         return MetricResult(frechet_distance(fake, real), n_generated=len(fake), n_real=len(real),
                             reference=frechet_distance(train, real),
-                            details={**ctx.classifier_details, "reference": "real train vs real test"})
+                            details={**ctx.classifier_details, "reference": REAL_TRAIN_VS_TEST})

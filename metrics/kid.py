@@ -107,7 +107,7 @@ def kernel_inception_distance(
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 
 @METRICS.register("kid")
@@ -134,4 +134,4 @@ class ClassifierKID(Metric):
         return MetricResult(mean, n_generated=len(fake), n_real=len(real), reference=reference,
                             details={**ctx.classifier_details, "std": std, "n_subsets": 100,
                                      "subset_size": min(1000, len(fake), len(real)),
-                                     "reference": "real train vs real test"})
+                                     "reference": REAL_TRAIN_VS_TEST})

@@ -229,7 +229,7 @@ def gaussian_kernel_mmd2_unbiased(
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+from metrics.base import NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 BANDWIDTH_SEED = 0  # the bandwidth subset is fixed, so every model and seed is scored with one kernel
 
@@ -262,4 +262,4 @@ class MMD(Metric):
         return MetricResult(value, n_generated=len(fake), n_real=len(real), reference=reference,
                             details={"bandwidth": bandwidth, "kernel": "exp(-||a-b||^2 / h)",
                                      "bandwidth_rule": "median squared distance, 1000 real test samples, seed 0",
-                                     "estimator": "unbiased MMD^2_u", "reference": "real train vs real test"})
+                                     "estimator": "unbiased MMD^2_u", "reference": REAL_TRAIN_VS_TEST})

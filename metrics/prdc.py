@@ -167,7 +167,7 @@ def density_coverage(
 from abc import ABC, abstractmethod  # noqa: E402
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, EvalContext, Metric, MetricResult  # noqa: E402
+from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 
 class _FeatureSetMetric(Metric, ABC):
@@ -199,7 +199,7 @@ class _FeatureSetMetric(Metric, ABC):
         fake = ctx.features("generated", n)
         return MetricResult(pair("generated")[self.part], n_generated=len(fake), n_real=len(real),
                             reference=pair("train")[self.part],
-                            details={**ctx.classifier_details, "k": self.k, "reference": "real train vs real test"})
+                            details={**ctx.classifier_details, "k": self.k, "reference": REAL_TRAIN_VS_TEST})
 
 
 class _PrecisionRecall(_FeatureSetMetric):
