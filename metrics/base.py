@@ -77,23 +77,23 @@ class EvalContext:
             self._generated = self.model.sample_in_batches(max(n, self.config.n_samples))
         return self._generated[:n]
 
+    def _seeded_subset(self, data: torch.Tensor, n: int, purpose: str) -> torch.Tensor:
+        """``n`` rows of ``data``, a random subset seeded by the run's seed and ``purpose`` (all if
+        n >= len(data))."""
+        if n >= len(data):
+            return data
+        order = torch.randperm(len(data), generator=self.generator(purpose))
+        return data[order[:n]]
+
     def real_test(self, n: int) -> torch.Tensor:
         """``n`` test samples, a random subset seeded by the run's seed (all if n >= test size)."""
-        test = self.splits.test
-        if n >= len(test):
-            return test
-        order = torch.randperm(len(test), generator=self.generator("real_test"))
-        return test[order[:n]]
+        return self._seeded_subset(self.splits.test, n, "real_test")
 
     def real_train(self, n: int) -> torch.Tensor:
         """``n`` training samples, a random subset seeded by the run's seed (all if n >= train size):
         a stand-in for a model that reproduces the training distribution exactly, scored against
         ``real_test`` for the metrics' real-data reference values."""
-        train = self.splits.train
-        if n >= len(train):
-            return train
-        order = torch.randperm(len(train), generator=self.generator("real_train"))
-        return train[order[:n]]
+        return self._seeded_subset(self.splits.train, n, "real_train")
 
     def _samples(self, which: str, n: int) -> torch.Tensor:
         """``n`` samples of the set named ``which``: generated, real (test) or train."""
@@ -102,6 +102,19 @@ class EvalContext:
             raise ValueError(f"unknown sample set {which!r}; one of {sorted(sets)}")
         return sets[which](n)
 
+    def _read_per_channel(self, which: str, n: int,
+                          read: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+        """``read(classifier, images)`` on each channel of ``n`` samples of the set ``which`` (as in
+        ``features``), in batches of 1000, with the benchmark's domain classifier: one tensor per
+        channel."""
+        classifier, self._classifier_record = train_classifier(
+            self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
+        samples = self._samples(which, n)
+        with torch.no_grad():
+            return [torch.cat([read(classifier, samples[i : i + 1000, c : c + 1].float())
+                               for i in range(0, len(samples), 1000)])
+                    for c in range(samples.shape[1])]
+
     def features(self, which: str, n: int) -> torch.Tensor:
         """Penultimate-layer features of the benchmark's domain classifier for ``n`` generated
         (``which="generated"``), real test (``"real"``) or real training (``"train"``) samples.
@@ -109,14 +122,8 @@ class EvalContext:
         features concatenated."""
         key = f"{which}:{n}"
         if key not in self._features:
-            classifier, self._classifier_record = train_classifier(
-                self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
-            samples = self._samples(which, n)
-            with torch.no_grad():
-                per_channel = [torch.cat([classifier.features(samples[i : i + 1000, c : c + 1].float())
-                                          for i in range(0, len(samples), 1000)])
-                               for c in range(samples.shape[1])]
-            self._features[key] = torch.cat(per_channel, dim=1)
+            self._features[key] = torch.cat(
+                self._read_per_channel(which, n, lambda classifier, images: classifier.features(images)), dim=1)
         return self._features[key]
 
     def predicted_classes(self, which: str, n: int) -> torch.Tensor:
@@ -124,14 +131,8 @@ class EvalContext:
         real training samples (``which`` as in ``features``), shape (n, channels)."""
         key = f"classes:{which}:{n}"
         if key not in self._features:
-            classifier, self._classifier_record = train_classifier(
-                self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
-            samples = self._samples(which, n)
-            with torch.no_grad():
-                self._features[key] = torch.stack([
-                    torch.cat([classifier(samples[i : i + 1000, c : c + 1].float()).argmax(dim=1)
-                               for i in range(0, len(samples), 1000)])
-                    for c in range(samples.shape[1])], dim=1)
+            self._features[key] = torch.stack(
+                self._read_per_channel(which, n, lambda classifier, images: classifier(images).argmax(dim=1)), dim=1)
         return self._features[key]
 
     @property
