@@ -4,7 +4,7 @@ patches, with Hounsfield-unit windowing and a train/test split by patient (volum
 
 Preprocessing, every step a config field (``CTConfig``):
 
-1. read each volume in HU with its spacing, LPS orientation (``benchmarks.ct_io``);
+1. read each volume in HU with its spacing, LPS orientation (``benchmarks._ct_io``);
 2. window: clip HU to [level - width/2, level + width/2] (default abdominal window, level 40 and
    width 400 HU) and scale linearly to [-1, 1];
 3. 2D mode: every axial slice whose share of voxels above ``body_hu`` (-500 HU: inside the body)
@@ -31,18 +31,22 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
-from benchmarks.base import Benchmark, BenchmarkConfig, DataSpec, DataSplits
-from benchmarks.ct_io import NIFTI_SUFFIXES, CTVolume, read_ct_folder
+from gvae_bench.contracts.benchmark import Benchmark, BenchmarkConfig, DataSpec, DataSplits
 from gvae_bench.errors import DataMissingError
 from gvae_bench.records import atomic_save
 from gvae_bench.registry import BENCHMARKS
+
+if TYPE_CHECKING:
+    from gvae_bench.benchmarks._ct_io import CTVolume
+
+# The CT readers (SimpleITK, pydicom) are imported when a CT benchmark reads or writes files, not when
+# the plugins register, so commands that touch no CT data never load them.
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,8 @@ class CTBenchmark(Benchmark):
 
     Config = CTConfig
     layout_help: ClassVar[str] = ""
+    can_convert_hu = True
+    can_export_nifti = True
 
     @property
     def spec(self) -> DataSpec:
@@ -126,6 +132,8 @@ class CTBenchmark(Benchmark):
             stacks = [(hu, (fov[1] / cfg.size, fov[0] / cfg.size, 1.0))]
         paths = []
         for index, (array, spacing_xyz) in enumerate(stacks):
+            import SimpleITK as sitk
+
             image = sitk.GetImageFromArray(array.astype(np.float32))
             image.SetSpacing(tuple(float(s) for s in spacing_xyz))
             path = folder / f"generated_{index:03d}.nii.gz"
@@ -151,6 +159,8 @@ class CTBenchmark(Benchmark):
             log.info("%s: preprocessed arrays from the cache %s", self.registered_name, cache)
             stored = torch.load(cache, weights_only=False)
             return DataSplits(stored["train"], stored["test"], info={**stored["info"], "cache": "hit"})
+        from gvae_bench.benchmarks._ct_io import read_ct_folder
+
         volumes = read_ct_folder(folder)
         train, test, info = self._preprocess(volumes, cfg)
         atomic_save(cache, lambda buffer: torch.save({"train": train, "test": test, "info": info}, buffer))
@@ -163,6 +173,8 @@ class CTBenchmark(Benchmark):
         if len(volumes) == 1:
             volume = volumes[0]
             cut = int(round((1 - cfg.test_fraction) * volume.shape[0]))
+            from gvae_bench.benchmarks._ct_io import CTVolume
+
             train = self._samples(CTVolume(volume.hu[:cut], volume.spacing, volume.name), cfg, rng)
             test = self._samples(CTVolume(volume.hu[cut:], volume.spacing, volume.name), cfg, rng)
             split = {"kind": "single volume: contiguous z-slabs (NOT a patient split)", "n_volumes": 1,
@@ -204,6 +216,8 @@ class CTBenchmark(Benchmark):
 
 def _resample_isotropic(volume: CTVolume, spacing_mm: float) -> np.ndarray:
     """Linear resampling of the HU array to ``spacing_mm`` in every axis."""
+    import SimpleITK as sitk
+
     image = sitk.GetImageFromArray(volume.hu)
     image.SetSpacing(tuple(reversed(volume.spacing)))  # SimpleITK: (x, y, z)
     size = [max(1, int(round(n * s / spacing_mm))) for n, s in zip(image.GetSize(), image.GetSpacing())]
@@ -222,6 +236,8 @@ class PancreasCT(CTBenchmark):
     """TCIA Pancreas-CT (82 abdominal contrast CTs; DICOM, or MSD Task07 NIfTI), 2D slices or 3D patches."""
 
     def source_folder(self) -> Path:
+        from gvae_bench.benchmarks._ct_io import NIFTI_SUFFIXES
+
         tcia, msd = self.data_root / "Pancreas-CT", self.data_root / "Task07_Pancreas" / "imagesTr"
         if tcia.is_dir() and any(tcia.iterdir()):
             return tcia

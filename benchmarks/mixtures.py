@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import torch
 
-from benchmarks.base import Benchmark, DataSpec, DataSplits, DrawnDataConfig
+from gvae_bench.contracts.benchmark import Benchmark, DataSpec, DataSplits, DrawnDataConfig
 from gvae_bench.registry import BENCHMARKS
 
 

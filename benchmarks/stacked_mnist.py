@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.base import Benchmark, DataSpec, DataSplits, DrawnDataConfig
-from benchmarks.torchvision_images import MNIST
+from gvae_bench.contracts.benchmark import Benchmark, DataSpec, DataSplits, DrawnDataConfig
+from gvae_bench.benchmarks.torchvision_images import MNIST
 from gvae_bench.registry import BENCHMARKS
 
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 import torch
 from torchvision import datasets
 
-from benchmarks.base import BatchTransform, Benchmark, BenchmarkConfig, DataSpec, DataSplits, binarize
+from gvae_bench.contracts.benchmark import BatchTransform, Benchmark, BenchmarkConfig, DataSpec, DataSplits, binarize
 from gvae_bench.config import added_field
 from gvae_bench.errors import DataMissingError
 from gvae_bench.registry import BENCHMARKS

@@ -25,7 +25,7 @@ from gvae_bench.records import atomic_write_text, git_commit, read_record
 from gvae_bench.registry import METRICS
 from gvae_bench.run import load_finished_run
 from gvae_bench.training import CHECKPOINT_FILE, SNAPSHOT_FOLDER
-from metrics.classifier import ClassifierConfig
+from gvae_bench.classifier import ClassifierConfig
 
 
 def _snapshots(run_dir: Path) -> list[tuple[int, Path]]:
@@ -48,7 +48,7 @@ def metric_curve(run_dir: Path, data_root: Path, metric: str,
     if not snapshots:
         raise UserError(f"{run_dir} has no {SNAPSHOT_FOLDER}/step<N>.pt; train with train.snapshot_every > 0")
     model, benchmark = load_finished_run(run_dir, data_root)
-    config = record["config"]
+    config = record.config
     eval_config = EvalConfig.from_dict({**config["eval"], **(eval_changes or {})})
     splits = benchmark.load()
     batch_size = config["train"]["batch_size"]
@@ -58,7 +58,7 @@ def metric_curve(run_dir: Path, data_root: Path, metric: str,
     for step, path in points:
         state = final if path is None else torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
-        result = evaluate(model, benchmark, splits, eval_config, record["seed"],
+        result = evaluate(model, benchmark, splits, eval_config, record.seed,
                           ClassifierConfig.from_dict(config.get("classifier", {})), only={metric})[metric]
         rows.append({"step": step, "epoch": round(step * batch_size / len(splits.train), 3),
                      "value": result["value"], "n_real": result.get("n_real")})
@@ -67,9 +67,9 @@ def metric_curve(run_dir: Path, data_root: Path, metric: str,
     writer.writeheader()
     writer.writerows(rows)
     settings = {k: v for k, v in eval_config.to_dict().items() if k != "grid_size"}
-    header = (f"# {metric} of {record['model']} on {record['benchmark']} ({record['profile']}, seed {record['seed']}, "
-              f"config {record['config_hash']}), commit {git_commit()}; eval settings {settings}\n")
+    header = (f"# {metric} of {record.model} on {record.benchmark} ({record.profile}, seed {record.seed}, "
+              f"config {record.config_hash}), commit {git_commit()}; eval settings {settings}\n")
     atomic_write_text(run_dir / f"curve_{metric}.csv", header + buffer.getvalue())
     pictures.save_metric_curve(run_dir / f"curve_{metric}.png", [r["epoch"] for r in rows], [r["value"] for r in rows],
-                               metric, title=f"{record['model']} / {record['benchmark']} / seed {record['seed']}")
+                               metric, title=f"{record.model} / {record.benchmark} / seed {record.seed}")
     return rows

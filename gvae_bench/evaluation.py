@@ -1,4 +1,9 @@
-"""Runs every registered metric on a trained model; "n/a" with the reason where one does not apply."""
+"""Runs every registered metric on a trained model; "n/a" with the reason where one does not apply.
+
+The evaluation builds what the metrics share and hands it to the ``EvalContext``: the generated
+samples (drawn once, lazily) and, when a metric that needs it will run, the benchmark's domain
+classifier (trained once per dataset and config, then read from its cache).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,12 @@ from typing import Any
 
 import torch
 
-from benchmarks.base import Benchmark, DataSplits
+from gvae_bench.classifier import ClassifierConfig, train_classifier
+from gvae_bench.contracts.benchmark import Benchmark, DataSplits
+from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, EvalContext, Metric
+from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.profiles import EvalConfig
 from gvae_bench.registry import METRICS
-from metrics.base import EvalContext
-from metrics.classifier import ClassifierConfig
-from models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +31,28 @@ def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, c
 
     Each entry has ``value`` (None for n/a), ``higher_is_better``, ``table`` and, for n/a, ``na``
     with what was missing; for computed ones the sample counts, ``reference`` and ``details``.
-    ``only``: evaluate just these metric names.
+    ``only``: evaluate just these metric names. ``classifier``: the domain classifier's training
+    config (its defaults when None).
     """
+    metrics: list[tuple[str, Metric]] = [(entry.name, entry.obj()) for entry in METRICS.entries()
+                                         if only is None or entry.name in only]
+    applicable = {name for name, metric in metrics if not metric.missing(model, benchmark)}
+    domain_classifier, classifier_record = None, None
+    if any(NEEDS_CLASSIFIER in metric.needs for name, metric in metrics if name in applicable):
+        domain_classifier, classifier_record = train_classifier(
+            benchmark.classifier_dataset, benchmark.data_root, classifier or ClassifierConfig())
     ctx = EvalContext(model=model, benchmark=benchmark, splits=splits, config=config, seed=seed,
-                      classifier_config=classifier or ClassifierConfig())
+                      classifier=domain_classifier, classifier_record=classifier_record)
     results: dict[str, dict[str, Any]] = {}
     model.eval()
-    for entry in METRICS.entries():
-        if only is not None and entry.name not in only:
-            continue
-        metric = entry.obj()
+    for name, metric in metrics:
         base = {"higher_is_better": metric.higher_is_better, "table": metric.table}
-        missing = metric.missing(model, benchmark)
-        if missing:
-            results[entry.name] = {**base, "value": None, "na": f"needs {', '.join(missing)}"}
+        if name not in applicable:
+            results[name] = {**base, "value": None, "na": f"needs {', '.join(metric.missing(model, benchmark))}"}
             continue
         began = time.perf_counter()
         with torch.no_grad():
             result = metric.compute(ctx)
-        results[entry.name] = {**base, **asdict(result), "seconds": round(time.perf_counter() - began, 3)}
-        log.info("%s = %.6g (%d generated, %d real)", entry.name, result.value, result.n_generated, result.n_real)
+        results[name] = {**base, **asdict(result), "seconds": round(time.perf_counter() - began, 3)}
+        log.info("%s = %.6g (%d generated, %d real)", name, result.value, result.n_generated, result.n_real)
     return results

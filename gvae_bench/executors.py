@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gvae_bench.errors import UserError
+from gvae_bench.records import Outcome, RunRecord
 from gvae_bench.run import execute_run
 from gvae_bench.runs import RunSpec
 
@@ -58,8 +59,8 @@ class Executor(Protocol):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None: ...
 
-    def run(self, specs: list[RunSpec]) -> Iterator[dict[str, Any]]:
-        """Execute ``specs``, yielding each run's record as it completes."""
+    def run(self, specs: list[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
+        """Execute ``specs``, yielding each run's record and outcome as it completes."""
 
 
 class LocalExecutor:
@@ -67,7 +68,7 @@ class LocalExecutor:
 
     progress_bar = False
 
-    def __init__(self, run_fn: Callable[[RunSpec], dict[str, Any]] = execute_run) -> None:
+    def __init__(self, run_fn: Callable[[RunSpec], tuple[RunRecord, Outcome]] = execute_run) -> None:
         self.run_fn = run_fn
 
     @classmethod
@@ -87,7 +88,7 @@ class LocalExecutor:
                  tb: TracebackType | None) -> None:
         return None
 
-    def run(self, specs: Iterable[RunSpec]) -> Iterator[dict[str, Any]]:
+    def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
         for spec in specs:
             yield self.run_fn(spec)
 
@@ -287,7 +288,7 @@ class RayExecutor:
                 raise UserError(message)
             log.warning("%s; the runs wait until the cluster grows", message)
 
-    def run(self, specs: Iterable[RunSpec]) -> Iterator[dict[str, Any]]:
+    def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
         """Submit every run as a Ray task now (a run no node can hold is a ``UserError`` here, before
         anything runs) and return an iterator of their records in completion order."""
         import ray
@@ -313,7 +314,7 @@ class RayExecutor:
             raise
         return self._results()
 
-    def _results(self) -> Iterator[dict[str, Any]]:
+    def _results(self) -> Iterator[tuple[RunRecord, Outcome]]:
         """Wait for the submitted tasks and yield each record as its task completes."""
         import ray
 
@@ -327,7 +328,7 @@ class RayExecutor:
             if not self._entered:
                 self.close()
 
-    def _collect(self, ref: Any, spec: RunSpec) -> dict[str, Any]:
+    def _collect(self, ref: Any, spec: RunSpec) -> tuple[RunRecord, Outcome]:
         """The record of a completed task; a task that died without one is recorded as failed."""
         import ray
 
@@ -342,25 +343,22 @@ class RayExecutor:
         return value
 
 
-def _record_lost_run(spec: RunSpec, reason: str) -> dict[str, Any]:
+def _record_lost_run(spec: RunSpec, reason: str) -> tuple[RunRecord, Outcome]:
     """Mark a run whose worker died as failed on disk (unless another process holds it) and return
     its record; it resumes from its last checkpoint next time, as any failed run does."""
-    from gvae_bench.records import STATUS_FAILED, STATUS_RUNNING, now, read_record, write_record
-    from gvae_bench.run import _run_lock
+    from gvae_bench.records import RECORD_FILE, RunStatus, now, read_record, write_record
+    from gvae_bench.run import _run_lock, new_record
     from gvae_bench.runs import resolve
 
     resolved = resolve(spec)
     log.info("%s failed: %s", resolved.run_dir, reason)  # the runner reports it beside the other runs
     with _run_lock(resolved.run_dir) as locked:
-        record = read_record(resolved.run_dir) or {}
-        fallback = {"model": spec.model, "benchmark": spec.benchmark, "profile": spec.profile, "seed": spec.seed,
-                    "config": resolved.config(), "config_hash": resolved.config_hash, "device": spec.device}
-        record = {**fallback, **record}
-        if record.get("status", STATUS_RUNNING) == STATUS_RUNNING:
-            record.update(status=STATUS_FAILED, ended=now(), reason=reason)
-            if locked and (resolved.run_dir / "record.json").is_file():
+        record = read_record(resolved.run_dir) or new_record(resolved, None)
+        if record.status == RunStatus.RUNNING:
+            record.status, record.ended, record.reason = RunStatus.FAILED, now(), reason
+            if locked and (resolved.run_dir / RECORD_FILE).is_file():
                 write_record(resolved.run_dir, record)
-    return record
+    return record, Outcome.RAN
 
 
 EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {

@@ -11,7 +11,7 @@ measured cell.
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import statistics
 import tomllib
@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from gvae_bench.records import (
-    RECORD_FILE, STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, atomic_write_text, now,
-)
+from gvae_bench.records import RECORD_FILE, RecordError, RunRecord, RunStatus, atomic_write_text, now, read_record
+
+log = logging.getLogger(__name__)
 
 PUBLISHED_FILE = Path(__file__).with_name("published.toml")
 TABLE_TITLES = {
@@ -41,18 +41,25 @@ def tables_of(result: dict[str, Any]) -> set[str]:
     return {table} if isinstance(table, str) else set(table or ())
 
 
-def read_records(out: Path, dataset: str) -> list[dict[str, Any]]:
+def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -> list[RunRecord]:
+    """Every readable run record of ``dataset`` under ``out``; a record that cannot be read is
+    logged, left where it is and named in ``unreadable`` (when given), never fatal."""
     root = Path(out) / "runs" / dataset
     records = []
     for path in sorted(root.glob(f"**/{RECORD_FILE}")):
-        with open(path) as handle:
-            record = json.load(handle)
-        record["_path"] = str(path.parent)
-        records.append(record)
+        try:
+            record = read_record(path.parent)
+        except (OSError, RecordError) as exc:
+            log.warning("left out of the leaderboards, unreadable: %s", exc)
+            if unreadable is not None:
+                unreadable.append(str(path))
+            continue
+        if record is not None:
+            records.append(record)
     return records
 
 
-def published_rows(table: str, dataset: str) -> list[dict[str, Any]]:
+def published_rows(table: str, dataset: str) -> list[RunRecord]:
     with open(PUBLISHED_FILE, "rb") as handle:
         rows = tomllib.load(handle)["row"]
     return [row for row in rows if row["table"] == table and row["dataset"] == dataset]
@@ -65,55 +72,55 @@ def _summary(values: list[float]) -> tuple[float, float, int]:
     return mean, std, n
 
 
-def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
+def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
     """The rows of one table (a DataFrame), its metric names and each metric's direction.
 
     ``table5`` is the Table 4 metrics of the models run at several latent sizes, one row each.
     """
     metric_table = "table4" if table == "table5" else table
     if table == "table5":
-        records = [r for r in records if r["model"] in swept_models(records)]
+        records = [r for r in records if r.model in swept_models(records)]
     metrics: dict[str, bool] = {}
     for record in records:
-        for name, result in (record.get("metrics") or {}).items():
+        for name, result in record.metrics.items():
             if metric_table in tables_of(result) and result.get("value") is not None:
                 metrics[name] = bool(result["higher_is_better"])
     names = sorted(metrics)
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for record in records:
-        groups[(record["model"], record["profile"], record["config_hash"])].append(record)
+        groups[(record.model, record.profile, record.config_hash)].append(record)
 
-    rows: list[dict[str, Any]] = []
+    rows: list[RunRecord] = []
     references: dict[str, list[float]] = defaultdict(list)
     ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[0][1], _latent(item[1][0]) or 0, item[0][2]))
     for (model, profile, chash), group in ordered:
-        finished = [r for r in group if r["status"] == STATUS_FINISHED]
+        finished = [r for r in group if r.status == RunStatus.FINISHED]
         row: dict[str, Any] = {
             "row_kind": "measured", "model": model, "profile": profile, "config_hash": chash,
             "latent_dim": _latent(group[0]),
-            "seeds": " ".join(str(r["seed"]) for r in sorted(finished, key=lambda r: r["seed"])),
+            "seeds": " ".join(str(r.seed) for r in sorted(finished, key=lambda r: r.seed)),
             "n_finished": len(finished),
-            "n_diverged": sum(r["status"] == STATUS_DIVERGED for r in group),
-            "n_failed": sum(r["status"] == STATUS_FAILED for r in group),
-            "n_running": sum(r["status"] == STATUS_RUNNING for r in group),
+            "n_diverged": sum(r.status == RunStatus.DIVERGED for r in group),
+            "n_failed": sum(r.status == RunStatus.FAILED for r in group),
+            "n_running": sum(r.status == RunStatus.RUNNING for r in group),
             "commits": " ".join(sorted({_commit(r) for r in finished})),
         }
         for name in names:
-            values = [r["metrics"][name]["value"] for r in finished
-                      if r["metrics"].get(name, {}).get("value") is not None]
+            values = [r.metrics[name]["value"] for r in finished
+                      if r.metrics.get(name, {}).get("value") is not None]
             mean, std, n = _summary(values)
             row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n,
                         # no value: "n/a" when the metric does not apply, "not evaluated" when no finished
                         # record holds it yet (a metric registered after the runs, no checkpoint to add it)
-                        f"{name}_evaluated": any(name in (r.get("metrics") or {}) for r in finished)})
-            counts = {(r["metrics"][name]["n_generated"], r["metrics"][name]["n_real"]) for r in finished
-                      if r["metrics"].get(name, {}).get("value") is not None}
+                        f"{name}_evaluated": any(name in r.metrics for r in finished)})
+            counts = {(r.metrics[name]["n_generated"], r.metrics[name]["n_real"]) for r in finished
+                      if r.metrics.get(name, {}).get("value") is not None}
             row[f"{name}_samples"] = "; ".join(f"{g} generated / {q} real" if g else f"{q} test images"
                                                for g, q in sorted(counts))
             for r in finished:
-                ref = r["metrics"].get(name, {}).get("reference")
-                if ref is not None and r["seed"] not in [s for s, _ in references[f"{name}|{profile}"]]:
-                    references[f"{name}|{profile}"].append((r["seed"], ref))
+                ref = r.metrics.get(name, {}).get("reference")
+                if ref is not None and r.seed not in [s for s, _ in references[f"{name}|{profile}"]]:
+                    references[f"{name}|{profile}"].append((r.seed, ref))
         rows.append(row)
 
     for profile in sorted({r["profile"] for r in rows}):
@@ -136,22 +143,24 @@ def build_table(records: list[dict[str, Any]], table: str, dataset: str) -> tupl
     return pd.DataFrame(rows), names, metrics
 
 
-def _latent(record: dict[str, Any]) -> Any:
-    return record.get("config", {}).get("model_config", {}).get("latent_dim")
+def _latent(record: RunRecord) -> Any:
+    return record.latent_dim
 
 
-def swept_models(records: list[dict[str, Any]]) -> set[str]:
+def swept_models(records: list[RunRecord]) -> set[str]:
     """Models with finished runs at two or more latent sizes under one profile (they get a Table 5;
     profiles that merely use different sizes, such as smoke and quick, do not make a sweep)."""
     sizes: dict[tuple[str, str], set] = defaultdict(set)
     for record in records:
-        if record["status"] == STATUS_FINISHED:
-            sizes[(record["model"], record["profile"])].add(_latent(record))
+        if record.status == RunStatus.FINISHED:
+            sizes[(record.model, record.profile)].add(_latent(record))
     return {model for (model, _), values in sizes.items() if len(values) > 1}
 
 
-def _commit(record: dict[str, Any]) -> str:
-    git = record.get("git") or {}
+def _commit(record: RunRecord) -> str:
+    git = record.git or {}
+    if git.get("commit", "unknown") == "unknown" and git.get("version"):
+        return f"v{git['version']}"
     commit = str(git.get("commit", "unknown"))[:10]
     return commit + ("+dirty" if git.get("dirty") else "")
 
@@ -166,16 +175,16 @@ def _cell(mean: float, std: float, n: Any) -> str:
     return text
 
 
-def _protocol_lines(records: list[dict[str, Any]], names: list[str]) -> list[str]:
+def _protocol_lines(records: list[RunRecord], names: list[str]) -> list[str]:
     """The observation model and proposal behind each model's likelihood values (from the details)."""
     found: dict[str, set[str]] = defaultdict(set)
     data: set[str] = set()
     for record in records:
         for name in names:
-            details = ((record.get("metrics") or {}).get(name) or {}).get("details") or {}
+            details = (record.metrics.get(name) or {}).get("details") or {}
             if "observation_model" in details:
                 proposal = f"; proposal {details['proposal']}" if details.get("proposal") else ""
-                found[record["model"]].add(f"{details['observation_model']}{proposal}")
+                found[record.model].add(f"{details['observation_model']}{proposal}")
                 data.add(details.get("data", ""))
     if not found:
         return []
@@ -185,7 +194,7 @@ def _protocol_lines(records: list[dict[str, Any]], names: list[str]) -> list[str
 
 
 def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
-                dataset: str, records: list[dict[str, Any]]) -> str:
+                dataset: str, records: list[RunRecord]) -> str:
     measured = frame[frame.row_kind == "measured"]
     lines = [f"# {dataset}: {TABLE_TITLES.get(table, table)}", ""]
     profiles = sorted(set(measured.profile))
@@ -238,7 +247,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
 def write_leaderboards(out: Path, dataset: str) -> list[Path]:
     """Build every table that has measured values for ``dataset``; returns the files written."""
     records = read_records(out, dataset)
-    tables = sorted({table for r in records for result in (r.get("metrics") or {}).values()
+    tables = sorted({table for r in records for result in r.metrics.values()
                      if result.get("value") is not None for table in tables_of(result)})
     if "table4" in tables and swept_models(records):
         tables.append("table5")

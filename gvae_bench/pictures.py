@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
-from benchmarks.base import DataSpec  # noqa: E402
+from gvae_bench.contracts.benchmark import DataSpec  # noqa: E402
 from gvae_bench.records import atomic_save  # noqa: E402
 
 

@@ -1,12 +1,17 @@
-"""The one results writer: atomic files, run records and their provenance.
+"""The one results writer and reader: atomic files, run records and their provenance.
 
 Every file the harness writes goes through ``atomic_write_*``: the bytes go to a temporary file
 in the same folder, are flushed to disk, and replace the target with ``os.replace``, so a killed
 process leaves either the old file or the new one, never half of one.
+
+A run's ``record.json`` is a ``RunRecord``: written by ``write_record`` and read by ``read_record``
+here and nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import io
 import json
 import os
@@ -19,8 +24,114 @@ from pathlib import Path
 from typing import Any, Callable
 
 RECORD_FILE = "record.json"
-STATUS_RUNNING, STATUS_FINISHED, STATUS_DIVERGED, STATUS_FAILED = "running", "finished", "diverged", "failed"
-FINAL_STATUSES = (STATUS_FINISHED, STATUS_DIVERGED)
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run stands. ``finished`` and ``diverged`` are final: a sweep does not redo them;
+    ``running`` (or killed while running) and ``failed`` resume from the last checkpoint."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATUSES = (RunStatus.FINISHED, RunStatus.DIVERGED)
+
+
+class Outcome(str, enum.Enum):
+    """What a sweep did with one of its runs."""
+
+    RAN = "ran"
+    SKIPPED = "skipped"  # its record was already final
+    HELD = "held by another process"  # another sweep holds its lock
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """The record of one run (``record.json``): what ran, with what, where, and what it measured.
+
+    ``config`` is the fully resolved config (as ``config.json``), ``git`` the harness's commit
+    (``git_commit``), ``versions`` the software versions, ``metrics`` each metric's result by name
+    (value or n/a with its reason, sample counts, reference, details), ``data`` the data as loaded
+    (sizes and the benchmark's facts). Keys a newer harness added and this one does not know are
+    kept in ``extra`` and written back unchanged.
+    """
+
+    status: RunStatus
+    model: str
+    benchmark: str
+    profile: str
+    seed: int
+    config_hash: str
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    device: str = "cpu"
+    git: dict[str, Any] = dataclasses.field(default_factory=dict)
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    started: str | None = None
+    ended: str | None = None
+    attempts: int = 0
+    data: dict[str, Any] | None = None
+    steps_done: int | None = None
+    resumed_from_step: int | None = None
+    train_seconds: float | None = None
+    metrics: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    rescored: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    reason: str | None = None
+    traceback: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def latent_dim(self) -> Any:
+        return self.config.get("model_config", {}).get("latent_dim")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written to ``record.json`` (empty optional fields left out)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        values["status"] = self.status.value
+        optional = ("started", "ended", "data", "steps_done", "resumed_from_step", "train_seconds", "reason",
+                    "traceback")
+        values = {k: v for k, v in values.items() if not (k in optional and v is None)}
+        if not self.rescored:
+            values.pop("rescored")
+        return {**self.extra, **values}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "record") -> "RunRecord":
+        """A record from the object in ``record.json``; ``RecordError`` when it is not one."""
+        if not isinstance(data, dict):
+            raise RecordError(f"{where}: a run record is a JSON object, found {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        required = ("status", "model", "benchmark", "profile", "seed", "config_hash")
+        absent = [key for key in required if key not in data]
+        if absent:
+            raise RecordError(f"{where}: the run record lacks {', '.join(absent)}")
+        try:
+            status = RunStatus(data["status"])
+        except ValueError:
+            raise RecordError(f"{where}: unknown status {data['status']!r}; one of "
+                              f"{', '.join(s.value for s in RunStatus)}") from None
+        values = {k: v for k, v in data.items() if k in known}
+        values["status"] = status
+        for key in ("metrics",):
+            values[key] = values.get(key) or {}
+        values["rescored"] = values.get("rescored") or []
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+
+class RecordError(ValueError):
+    """A ``record.json`` that cannot be read as a run record (not JSON, not an object, fields missing)."""
+#: the folder above the harness's package: its checkout's root when it runs from source
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,16 +166,23 @@ def atomic_save(path: Path, save: Callable[[io.BytesIO], None]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
+def read_record(run_dir: Path) -> RunRecord | None:
+    """The run record in ``run_dir`` (None when there is none); ``RecordError`` when it is unreadable."""
     path = Path(run_dir) / RECORD_FILE
     if not path.is_file():
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not valid JSON ({exc})") from None
+    return RunRecord.from_json(data, where=str(path))
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    atomic_write_json(Path(run_dir) / RECORD_FILE, record)
+def write_record(run_dir: Path, record: RunRecord | dict[str, Any]) -> None:
+    """Write ``record`` (a ``RunRecord``, or its JSON object, checked by reading it as one) to ``run_dir``."""
+    if not isinstance(record, RunRecord):
+        record = RunRecord.from_json(record)
+    atomic_write_json(Path(run_dir) / RECORD_FILE, record.to_json())
 
 
 def now() -> str:
@@ -77,9 +195,17 @@ OUTPUT_PATHS = ("results",)
 
 
 def git_commit() -> dict[str, Any]:
-    """The commit of the harness's checkout, whether tracked files other than the committed outputs
-    (``OUTPUT_PATHS``) had changes, and which (``changed``, at most 20 paths)."""
+    """Which harness made a result: the commit of the harness's own checkout, whether tracked files
+    other than the committed outputs (``OUTPUT_PATHS``) had changes, and which (``changed``, at most
+    20 paths); for an installed harness (its source is not the top of a git checkout) the installed
+    distribution's version instead (``commit`` "unknown"). Never the commit of the working
+    directory's repository."""
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != REPO_ROOT:
+            return {"commit": "unknown", "dirty": None, "version": software_versions()["gvae-bench"],
+                    "source": "installed distribution"}
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
@@ -89,9 +215,10 @@ def git_commit() -> dict[str, Any]:
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True,
         ).stdout
         changed = [line[3:] for line in status.splitlines() if line.strip()]
-        return {"commit": commit, "dirty": bool(changed), "changed": changed[:20]}
+        return {"commit": commit, "dirty": bool(changed), "changed": changed[:20], "source": "git checkout"}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
+        return {"commit": "unknown", "dirty": None, "version": software_versions()["gvae-bench"],
+                "source": "installed distribution"}
 
 
 def software_versions() -> dict[str, str]:

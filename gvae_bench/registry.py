@@ -2,15 +2,21 @@
 
 Plugins register themselves with a decorator (``@MODELS.register("vae")``), in the style of
 lm-evaluation-harness; the runner resolves names through these registries and never imports a
-concrete plugin. Built-in plugins are every module of the top-level packages ``models``,
-``benchmarks`` and ``metrics``; outside ones come from the entry-point groups ``gvae_bench.models``,
-``gvae_bench.benchmarks`` and ``gvae_bench.metrics`` or from files passed with ``--plugin``.
+concrete plugin. Built-in plugins are every public module of the packages ``gvae_bench.models``,
+``gvae_bench.benchmarks`` and ``gvae_bench.metrics``; outside ones come from the entry-point groups
+of the same names or from files passed with ``--plugin``.
+
+A registry checks what it is given against its contract (``gvae_bench.contracts``): a model must be
+a concrete ``GenerativeModel`` whose ``Config`` is a ``ModelConfig``, a benchmark a concrete
+``Benchmark``, a metric a concrete ``Metric``; anything else is a ``PluginError`` naming the class
+and the module it came from.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import logging
 import pkgutil
 import sys
@@ -19,6 +25,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
 
+from gvae_bench.contracts.benchmark import Benchmark, BenchmarkConfig
+from gvae_bench.contracts.metric import Metric
+from gvae_bench.contracts.model import GenerativeModel, ModelConfig
 from gvae_bench.errors import PluginError, UserError
 
 log = logging.getLogger(__name__)
@@ -35,11 +44,34 @@ class Entry(Generic[T]):
 
 
 class Registry(Generic[T]):
-    """A mapping from names to plugin classes of one kind ("model", "benchmark" or "metric")."""
+    """A mapping from names to plugin classes of one kind ("model", "benchmark" or "metric"), each
+    a concrete subclass of ``contract`` (and, where the kind has one, whose ``Config`` is a subclass
+    of ``config_contract``)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, contract: type, config_contract: type | None = None) -> None:
         self.kind = kind
+        self.contract = contract
+        self.config_contract = config_contract
         self._entries: dict[str, Entry[T]] = {}
+
+    def check(self, name: str, obj: object) -> None:
+        """Raise ``PluginError`` unless ``obj`` implements this registry's contract."""
+        module = getattr(obj, "__module__", "?")
+        source = getattr(sys.modules.get(module), "__file__", None)
+        where = f"{module}.{getattr(obj, '__name__', obj)}" + (f" in {source}" if source else "")
+        contract = f"{self.contract.__module__}.{self.contract.__name__}"
+        if not (inspect.isclass(obj) and issubclass(obj, self.contract)):
+            raise PluginError(f"{self.kind} {name!r} ({where}) is not a subclass of {contract}; "
+                              f"a {self.kind} plugin subclasses it")
+        abstract = sorted(getattr(obj, "__abstractmethods__", ()))
+        if abstract:
+            raise PluginError(f"{self.kind} {name!r} ({where}) does not implement {', '.join(abstract)} "
+                              f"of {contract}")
+        if self.config_contract is not None:
+            config = getattr(obj, "Config", None)
+            if not (inspect.isclass(config) and issubclass(config, self.config_contract)):
+                raise PluginError(f"{self.kind} {name!r} ({where}): its Config must be a dataclass subclassing "
+                                  f"{self.config_contract.__module__}.{self.config_contract.__name__}, got {config!r}")
 
     def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
         """Class decorator: register ``obj`` under ``name``.
@@ -55,6 +87,7 @@ class Registry(Generic[T]):
                     f"{getattr(existing, '__module__', existing)} and {getattr(obj, '__module__', obj)}; "
                     "rename one of them"
                 )
+            self.check(name, obj)
             doc = (description or (obj.__doc__ or "").strip().splitlines() or [""])
             line = doc if isinstance(doc, str) else doc[0]
             setattr(obj, "registered_name", name)
@@ -87,11 +120,11 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-MODELS: Registry = Registry("model")
-BENCHMARKS: Registry = Registry("benchmark")
-METRICS: Registry = Registry("metric")
+MODELS: Registry = Registry("model", GenerativeModel, ModelConfig)
+BENCHMARKS: Registry = Registry("benchmark", Benchmark, BenchmarkConfig)
+METRICS: Registry = Registry("metric", Metric)
 
-_BUILTIN_PACKAGES = {"models": MODELS, "benchmarks": BENCHMARKS, "metrics": METRICS}
+_BUILTIN_PACKAGES = ("gvae_bench.models", "gvae_bench.benchmarks", "gvae_bench.metrics")
 _ENTRY_POINT_GROUPS = ("gvae_bench.models", "gvae_bench.benchmarks", "gvae_bench.metrics")
 _loaded = False
 

@@ -30,8 +30,7 @@ from gvae_bench import pictures
 from gvae_bench.errors import UserError
 from gvae_bench.evaluation import evaluate
 from gvae_bench.records import (
-    FINAL_STATUSES, STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING,
-    atomic_write_json, git_commit, now, read_record, software_versions, write_record,
+    Outcome, RunRecord, RunStatus, atomic_write_json, git_commit, now, read_record, software_versions, write_record,
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
 from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
@@ -39,8 +38,8 @@ from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
 log = logging.getLogger(__name__)
 
 
-def execute_run(spec: RunSpec) -> dict[str, Any]:
-    """Run ``spec`` (or skip it if its record is final) and return its record.
+def execute_run(spec: RunSpec) -> tuple[RunRecord, Outcome]:
+    """Run ``spec`` (or skip it if its record is final); its record and what was done with it.
 
     Bad input (``UserError``: unknown names, missing data) propagates; any other failure is
     recorded with status ``failed`` and returned, so a sweep goes on.
@@ -50,8 +49,9 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     with _run_lock(run_dir) as locked:
         if not locked:
             log.warning("%s is being run by another process; skipped here", run_dir)
-            return {**(read_record(run_dir) or {"model": spec.model, "seed": spec.seed, "config": resolved.config()}),
-                    "status": STATUS_RUNNING, "skipped": True, "reason": "running in another process"}
+            record = read_record(run_dir) or new_record(resolved, None)
+            record.status, record.reason = RunStatus.RUNNING, "running in another process"
+            return record, Outcome.HELD
         return _execute_locked(resolved)
 
 
@@ -71,17 +71,17 @@ def _run_lock(run_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def _execute_locked(resolved: ResolvedRun) -> dict[str, Any]:
+def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
     spec, run_dir = resolved.spec, resolved.run_dir
     existing = read_record(run_dir)
-    if existing is not None and existing.get("status") in FINAL_STATUSES:
-        log.info("%s: already %s, skipped", run_dir, existing["status"])
-        if existing.get("status") == STATUS_FINISHED:
+    if existing is not None and existing.is_final:
+        log.info("%s: already %s, skipped", run_dir, existing.status)
+        if existing.status == RunStatus.FINISHED:
             _add_missing_metrics(run_dir, existing, spec.data_root, resolved)
-        return {**existing, "skipped": True}
+        return existing, Outcome.SKIPPED
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
-    record = _new_record(resolved, existing)
-    record["data"] = {"n_train": len(splits.train), "n_test": len(splits.test), **splits.info}
+    record = new_record(resolved, existing)
+    record.data = {"n_train": len(splits.train), "n_test": len(splits.test), **splits.info}
     write_record(run_dir, record)
     atomic_write_json(run_dir / "config.json", resolved.config())
     try:
@@ -89,32 +89,33 @@ def _execute_locked(resolved: ResolvedRun) -> dict[str, Any]:
     except UserError:
         raise
     except Exception as exc:  # recorded, and the sweep goes on
-        record.update(status=STATUS_FAILED, ended=now(), reason=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8))
-        log.error("%s failed: %s", run_dir, record["reason"])
+        record.status, record.ended = RunStatus.FAILED, now()
+        record.reason, record.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=8)
+        log.error("%s failed: %s", run_dir, record.reason)
     write_record(run_dir, record)
-    return record
+    return record, Outcome.RAN
 
 
-def _new_record(resolved: ResolvedRun, existing: dict[str, Any] | None) -> dict[str, Any]:
+def new_record(resolved: ResolvedRun, existing: RunRecord | None) -> RunRecord:
+    """The record of a run about to start (or resume: ``existing`` gives its start time and attempts)."""
     spec = resolved.spec
-    return {
-        "status": STATUS_RUNNING,
-        "model": spec.model,
-        "benchmark": spec.benchmark,
-        "profile": spec.profile,
-        "seed": spec.seed,
-        "config": resolved.config(),
-        "config_hash": resolved.config_hash,
-        "git": git_commit(),
-        "versions": software_versions(),
-        "device": spec.device,
-        "started": (existing or {}).get("started", now()),
-        "attempts": int((existing or {}).get("attempts", 0)) + 1,
-    }
+    return RunRecord(
+        status=RunStatus.RUNNING,
+        model=spec.model,
+        benchmark=spec.benchmark,
+        profile=spec.profile,
+        seed=spec.seed,
+        config=resolved.config(),
+        config_hash=resolved.config_hash,
+        git=git_commit(),
+        versions=software_versions(),
+        device=spec.device,
+        started=(existing.started if existing is not None and existing.started else now()),
+        attempts=(existing.attempts if existing is not None else 0) + 1,
+    )
 
 
-def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -> None:
+def _train_and_evaluate(resolved: ResolvedRun, splits, record: RunRecord) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
     threads_before = torch.get_num_threads()
     if resolved.train.threads:
@@ -125,7 +126,7 @@ def _train_and_evaluate(resolved: ResolvedRun, splits, record: dict[str, Any]) -
         torch.set_num_threads(threads_before)  # a run's thread count never leaks into the next run
 
 
-def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: dict[str, Any]) -> None:
+def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
     device = torch.device(spec.device)
     seed_everything(spec.seed)
@@ -137,14 +138,14 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: dict[str, An
     description = f"{spec.model}/{spec.benchmark}/seed{spec.seed}"
     outcome = train(model, train_data, resolved.train, run_dir, spec.seed, description,
                     resolved.benchmark.train_batch_transform())
-    record.update(steps_done=outcome.steps_done, resumed_from_step=outcome.resumed_from,
-                  train_seconds=round(outcome.seconds, 2))
+    record.steps_done, record.resumed_from_step = outcome.steps_done, outcome.resumed_from
+    record.train_seconds = round(outcome.seconds, 2)
     pictures.save_loss_curves(run_dir / "losses.png", outcome.loss_log, title=description)
-    if outcome.status == STATUS_DIVERGED:
-        record.update(status=STATUS_DIVERGED, ended=now(), reason=outcome.reason)
+    if outcome.status == RunStatus.DIVERGED:
+        record.status, record.ended, record.reason = RunStatus.DIVERGED, now(), outcome.reason
         log.warning("%s diverged: %s", run_dir, outcome.reason)
         return
-    record["metrics"] = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
+    record.metrics = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
     torch.manual_seed(spec.seed)
     grid = model.sample_in_batches(resolved.eval.grid_size if resolved.benchmark.spec.kind != "points"
                                    else resolved.eval.n_samples)
@@ -158,7 +159,7 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: dict[str, An
             outputs = model.reconstruct(inputs)
         pictures.save_reconstructions(run_dir / "reconstructions.png", inputs.cpu(), outputs.cpu(),
                                       resolved.benchmark.spec)
-    record.update(status=STATUS_FINISHED, ended=now())
+    record.status, record.ended = RunStatus.FINISHED, now()
 
 
 def load_finished_run(run_dir: Path, data_root: Path):
@@ -168,13 +169,13 @@ def load_finished_run(run_dir: Path, data_root: Path):
     from gvae_bench.training import load_weights
 
     record = read_record(run_dir)
-    if record is None or record.get("status") != STATUS_FINISHED:
-        raise UserError(f"{run_dir} holds no finished run (record status: {(record or {}).get('status', 'none')})")
+    if record is None or record.status != RunStatus.FINISHED:
+        raise UserError(f"{run_dir} holds no finished run (record status: {record.status if record else 'none'})")
     if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
         raise UserError(f"{run_dir} has its record but no {CHECKPOINT_FILE} (checkpoints are not committed with "
                         "results): run the sweep command with another --out to train it again here")
-    config = record["config"]
-    model_cls, benchmark_cls = MODELS.get(record["model"]), BENCHMARKS.get(record["benchmark"])
+    config = record.config
+    model_cls, benchmark_cls = MODELS.get(record.model), BENCHMARKS.get(record.benchmark)
     benchmark = benchmark_cls(data_root, benchmark_cls.Config.from_dict(config["benchmark_config"]))
     model = model_cls(model_cls.Config.from_dict(config["model_config"]), benchmark.spec)
     load_weights(model, run_dir)
@@ -191,12 +192,12 @@ def rescore(run_dir: Path, data_root: Path) -> list[str]:
     """
     with _run_lock(run_dir) as locked:
         record = read_record(run_dir)
-        if not locked or record is None or record.get("status") != STATUS_FINISHED:
+        if not locked or record is None or record.status != RunStatus.FINISHED:
             return []
         return _add_missing_metrics(run_dir, record, data_root)
 
 
-def _add_missing_metrics(run_dir: Path, record: dict[str, Any], data_root: Path,
+def _add_missing_metrics(run_dir: Path, record: RunRecord, data_root: Path,
                          resolved: ResolvedRun | None = None) -> list[str]:
     """Evaluate the registered metrics a finished run's record lacks (the caller holds the lock).
 
@@ -206,9 +207,9 @@ def _add_missing_metrics(run_dir: Path, record: dict[str, Any], data_root: Path,
     """
     from gvae_bench.profiles import EvalConfig
     from gvae_bench.registry import METRICS
-    from metrics.classifier import ClassifierConfig
+    from gvae_bench.classifier import ClassifierConfig
 
-    recorded = record.get("metrics", {})
+    recorded = record.metrics
     missing = {name for name in METRICS.names()
                if name not in recorded
                or (METRICS.get(name).has_reference and recorded[name].get("value") is not None
@@ -221,12 +222,12 @@ def _add_missing_metrics(run_dir: Path, record: dict[str, Any], data_root: Path,
         return []
     log.info("%s: evaluating the metrics added (or given a reference) since it ran: %s", run_dir,
              ", ".join(sorted(missing)))
-    config = resolved.config() if resolved is not None else record["config"]
+    config = resolved.config() if resolved is not None else record.config
     model, benchmark = load_finished_run(run_dir, data_root)
-    added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record["seed"],
+    added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record.seed,
                      ClassifierConfig.from_dict(config.get("classifier", {})), only=missing)
-    record["metrics"].update(added)
-    record["config"] = config
-    record.setdefault("rescored", []).append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
+    record.metrics.update(added)
+    record.config = config
+    record.rescored.append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
     write_record(run_dir, record)
     return sorted(added)

@@ -12,17 +12,29 @@ leaderboard groups them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.base import Benchmark
+from gvae_bench.contracts.benchmark import Benchmark
 from gvae_bench.config import ConfigBase, config_hash
 from gvae_bench.profiles import EvalConfig, TrainConfig, resolve_profile
 from gvae_bench.registry import BENCHMARKS, MODELS
-from metrics.classifier import ClassifierConfig
-from models.base import GenerativeModel, ModelConfig
-from models.networks import family_for
+from gvae_bench.classifier import ClassifierConfig
+from gvae_bench.contracts.model import GenerativeModel, ModelConfig
+from gvae_bench.contracts.family import family_for
+
+
+#: the environment variable naming the data root when ``--data-root`` is not given
+DATA_ROOT_ENV = "GVAE_BENCH_DATA"
+
+
+def resolve_data_root(given: Path | str | None = None) -> Path:
+    """The folder holding the datasets: ``given`` (``--data-root``), else ``$GVAE_BENCH_DATA``, else ``./data``."""
+    if given is not None:
+        return Path(given)
+    return Path(os.environ.get(DATA_ROOT_ENV) or "data")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from gvae_bench.errors import UserError
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.records import atomic_save, atomic_write_text
-from models.base import GenerativeModel
+from gvae_bench.contracts.model import GenerativeModel
 
 log = logging.getLogger(__name__)
 

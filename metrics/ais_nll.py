@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from gvae_bench.registry import METRICS
-from metrics.ais import ais_log_likelihood
-from metrics.base import NEEDS_DECODER, EvalContext, Metric, MetricResult
-from metrics.likelihood import IMAGE_BATCH, likelihood_setup
+from gvae_bench.metrics.ais import ais_log_likelihood
+from gvae_bench.contracts.metric import NEEDS_DECODER, EvalContext, Metric, MetricResult
+from gvae_bench.metrics.likelihood import IMAGE_BATCH, likelihood_setup
 
 
 @METRICS.register("ais_nll")

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import torch
 
+from gvae_bench.contracts.metric import NEEDS_HU, NEEDS_SAMPLES, EvalContext, Metric, MetricResult
 from gvae_bench.registry import METRICS
-from metrics.base import NEEDS_SAMPLES, EvalContext, Metric, MetricResult
 
-NEEDS_HU = "hounsfield_units"
 
 #: Tissue classes by HU (lower bound inclusive, upper exclusive); the usual radiological ranges.
 TISSUE_CLASSES: dict[str, tuple[float, float]] = {
@@ -84,12 +83,6 @@ def total_variation(shares_a: dict[str, float], shares_b: dict[str, float]) -> f
 
 class _HUMetric(Metric):
     needs = frozenset({NEEDS_SAMPLES, NEEDS_HU})
-
-    def missing(self, model, benchmark) -> list[str]:
-        lacking = set(super().missing(model, benchmark)) - {NEEDS_HU}
-        if not hasattr(benchmark, "to_hu"):
-            lacking.add(NEEDS_HU)
-        return sorted(lacking)
 
     def _hu(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Generated, real test and real training images in HU (``n_samples`` of each at most). The

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from metrics._samples import paired_rows
+from gvae_bench.metrics._samples import paired_rows
 
 __all__ = ["frechet_distance"]
 
@@ -94,7 +94,7 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
+from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 
 @METRICS.register("fid")

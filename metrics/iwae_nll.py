@@ -7,8 +7,8 @@ the log-likelihood column."""
 from __future__ import annotations
 
 from gvae_bench.registry import METRICS
-from metrics.base import EvalContext, MetricResult
-from metrics.likelihood import EncoderLikelihoodMetric, likelihood_setup, mean_log_likelihood
+from gvae_bench.contracts.metric import EvalContext, MetricResult
+from gvae_bench.metrics.likelihood import EncoderLikelihoodMetric, likelihood_setup, mean_log_likelihood
 
 
 @METRICS.register("iwae_nll")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics._samples import paired_rows
+from gvae_bench.metrics._samples import paired_rows
 
 __all__ = ["kernel_inception_distance"]
 
@@ -107,7 +107,7 @@ def kernel_inception_distance(
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
+from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 
 @METRICS.register("kid")

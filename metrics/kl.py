@@ -6,8 +6,8 @@ divergence" column."""
 from __future__ import annotations
 
 from gvae_bench.registry import METRICS
-from metrics.base import EvalContext, MetricResult
-from metrics.likelihood import EncoderLikelihoodMetric, elbo_terms, likelihood_setup
+from gvae_bench.contracts.metric import EvalContext, MetricResult
+from gvae_bench.metrics.likelihood import EncoderLikelihoodMetric, elbo_terms, likelihood_setup
 
 
 @METRICS.register("kl")

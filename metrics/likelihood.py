@@ -43,11 +43,11 @@ from typing import Any
 
 import torch
 
-from benchmarks.base import binarize
-from metrics.ais import ais_log_likelihood
-from metrics.base import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric
-from metrics.iwae import iwae_log_likelihood
-from models.base import GenerativeModel
+from gvae_bench.contracts.benchmark import binarize
+from gvae_bench.metrics.ais import ais_log_likelihood
+from gvae_bench.contracts.metric import NEEDS_ANY_ENCODER, NEEDS_DECODER, EvalContext, Metric
+from gvae_bench.metrics.iwae import iwae_log_likelihood
+from gvae_bench.contracts.model import GenerativeModel
 
 BINARIZATION_SEED = 20151
 EPS_GRID = (1e-4, 1e-3, 1e-2, 5e-2)

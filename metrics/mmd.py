@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from metrics._samples import as_rows
+from gvae_bench.metrics._samples import as_rows
 
 __all__ = ["median_heuristic_bandwidth", "gaussian_kernel_mmd2_unbiased"]
 
@@ -229,7 +229,7 @@ def gaussian_kernel_mmd2_unbiased(
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
+from gvae_bench.contracts.metric import NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 BANDWIDTH_SEED = 0  # the bandwidth subset is fixed, so every model and seed is scored with one kernel
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
+from gvae_bench.contracts.benchmark import Benchmark
+from gvae_bench.contracts.metric import (
+    NEEDS_CLASSIFIED_MODES, NEEDS_CLASSIFIER, NEEDS_KNOWN_MODES, NEEDS_SAMPLES, EvalContext, Metric, MetricResult,
+)
+from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.registry import METRICS
-from benchmarks.base import Benchmark
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_KNOWN_MODES, NEEDS_SAMPLES, EvalContext, Metric, MetricResult
-from models.base import GenerativeModel
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def _mode_histograms(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _has_mode_classifier(benchmark: Benchmark) -> bool:
-    return getattr(benchmark, "n_modes", None) is not None and benchmark.classifier_dataset is not None
+    return benchmark.n_modes is not None and benchmark.classifier_dataset is not None
 
 
 class _MixtureMetric(Metric):
@@ -131,9 +133,7 @@ class ModeKL(Metric):
     table = "table_modes"
     needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
 
-    def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
-        lacking = super().missing(model, benchmark)
-        return lacking if _has_mode_classifier(benchmark) else sorted({*lacking, "classifier-read modes"})
+    needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER, NEEDS_CLASSIFIED_MODES})
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         fake, real = _mode_histograms(ctx)

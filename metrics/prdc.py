@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics._samples import as_rows, paired_rows
+from gvae_bench.metrics._samples import as_rows, paired_rows
 
 __all__ = ["precision_recall", "density_coverage"]
 
@@ -167,7 +167,7 @@ def density_coverage(
 from abc import ABC, abstractmethod  # noqa: E402
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from metrics.base import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
+from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
 
 
 class _FeatureSetMetric(Metric, ABC):

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmarks.base import DataSpec
+from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, GeneratorMixin, ModelConfig, adam
-from models.losses import discriminator_loss, generator_loss, l1_reconstruction
-from models.networks import build_critic, build_encoder, build_generator
+from gvae_bench.contracts.model import BatchSource, GenerativeModel, GeneratorMixin, ModelConfig, adam
+from gvae_bench.models.losses import discriminator_loss, generator_loss, l1_reconstruction
+from gvae_bench.models.networks import build_critic, build_encoder, build_generator
 
 
 @dataclass

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.base import DataSpec
+from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, GeneratorMixin, ModelConfig, adam
-from models.losses import kl_to_standard_normal, l1_reconstruction, reparameterise, wgan_gp_critic_step
-from models.networks import build_critic, build_encoder, build_generator
+from gvae_bench.contracts.model import BatchSource, GaussianEncoderMixin, GenerativeModel, GeneratorMixin, ModelConfig, adam
+from gvae_bench.models.losses import kl_to_standard_normal, l1_reconstruction, reparameterise, wgan_gp_critic_step
+from gvae_bench.models.networks import build_critic, build_encoder, build_generator
 
 
 @dataclass

@@ -3,7 +3,9 @@
 A model never builds its own copy of a network: it asks this module for a generator, a critic or
 an encoder for the data's shape, and the family that supports that shape builds it.
 
-Families (more are added beside these, never inside a model file):
+The choice of a family by shape is the core's (``gvae_bench.contracts.family``); this module
+builds and registers the built-in families. Families (more are added beside these, never inside a
+model file):
 
 * ``dcgan28``: 28x28 images with 1 or 3 channels. The WGAN-GP MNIST architecture of Gulrajani et
   al. 2017 (``gan_mnist.py`` of their code, ``DIM = 64``): the generator maps z through a linear
@@ -45,15 +47,10 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import dataclass
-from typing import Callable, Literal
-
 import torch
 from torch import nn
 
-from gvae_bench.errors import UserError
-
-OutputActivation = Literal["tanh", "identity"]
+from gvae_bench.contracts.family import NetworkFamily, OutputActivation, family_for, register_family
 
 
 class _Crop(nn.Module):
@@ -90,16 +87,6 @@ class UnitIntervalInput(nn.Module):
 
 def _activation(kind: OutputActivation) -> nn.Module:
     return nn.Tanh() if kind == "tanh" else nn.Identity()
-
-
-@dataclass(frozen=True)
-class NetworkFamily:
-    """How to build a generator and a feature trunk for data of one family of shapes."""
-
-    name: str
-    supports: Callable[[tuple[int, ...]], bool]
-    generator: Callable[[tuple[int, ...], int, int, OutputActivation], nn.Module]
-    trunk: Callable[[tuple[int, ...], int], tuple[nn.Module, int]]
 
 
 def _dcgan28_generator(shape: tuple[int, ...], latent_dim: int, width: int, out: OutputActivation) -> nn.Module:
@@ -257,60 +244,20 @@ def _conv3d_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers), 4 * w * (size // 16) ** 3
 
 
-FAMILIES: list[NetworkFamily] = [
-    NetworkFamily(
-        name="dcgan28",
-        supports=lambda s: len(s) == 3 and s[1:] == (28, 28) and s[0] in (1, 3),
-        generator=_dcgan28_generator,
-        trunk=_dcgan28_trunk,
-    ),
-    NetworkFamily(
-        name="resnet",
-        supports=lambda s: len(s) == 3 and s[1] == s[2] and s[1] in (64, 128),
-        generator=_resnet_generator,
-        trunk=_resnet_trunk,
-    ),
-    NetworkFamily(
-        name="conv3d",
-        supports=lambda s: len(s) == 4 and s[1] == s[2] == s[3] and s[1] in (16, 32, 64),
-        generator=_conv3d_generator,
-        trunk=_conv3d_trunk,
-    ),
-    NetworkFamily(
-        name="mlp2d",
-        supports=lambda s: len(s) == 1,
-        generator=_mlp2d_generator,
-        trunk=_mlp2d_trunk,
-    ),
-]
-
-
-#: families chosen only by name (a model config's ``network`` field), never by the data's shape
-NAMED_FAMILIES = [
-    NetworkFamily(name="mlp_tanh", supports=lambda s: True, generator=_mlp_tanh_generator, trunk=_mlp_tanh_trunk),
-]
-
-
-def family_for(shape: tuple[int, ...], name: str | None = None) -> NetworkFamily:
-    """The network family that supports data of ``shape`` (channels first, no batch axis), or the
-    family called ``name`` when one is given."""
-    shape = tuple(int(s) for s in shape)
-    if name is not None:
-        for family in FAMILIES + NAMED_FAMILIES:
-            if family.name == name:
-                if not family.supports(shape):
-                    raise UserError(f"network family {name!r} does not support data of shape {shape}")
-                return family
-        raise UserError(f"unknown network family {name!r}; families: "
-                        f"{', '.join(f.name for f in FAMILIES + NAMED_FAMILIES)}")
-    for family in FAMILIES:
-        if family.supports(shape):
-            return family
-    raise UserError(
-        f"no network family supports data of shape {shape}; supported: "
-        "(1 or 3, 28, 28) images [dcgan28], (C, 64 or 128, same) images [resnet], "
-        "(C, S, S, S) volumes with S in 16, 32, 64 [conv3d], (d,) points [mlp2d]"
-    )
+for _family in (
+    NetworkFamily(name="dcgan28", supports=lambda s: len(s) == 3 and s[1:] == (28, 28) and s[0] in (1, 3),
+                  generator=_dcgan28_generator, trunk=_dcgan28_trunk, shapes="(1 or 3, 28, 28) images"),
+    NetworkFamily(name="resnet", supports=lambda s: len(s) == 3 and s[1] == s[2] and s[1] in (64, 128),
+                  generator=_resnet_generator, trunk=_resnet_trunk, shapes="(C, 64 or 128, same) images"),
+    NetworkFamily(name="conv3d", supports=lambda s: len(s) == 4 and s[1] == s[2] == s[3] and s[1] in (16, 32, 64),
+                  generator=_conv3d_generator, trunk=_conv3d_trunk, shapes="(C, S, S, S) volumes with S in 16, 32, 64"),
+    NetworkFamily(name="mlp2d", supports=lambda s: len(s) == 1, generator=_mlp2d_generator, trunk=_mlp2d_trunk,
+                  shapes="(d,) points"),
+    # chosen only by name (a model config's ``network`` field), never by the data's shape
+    NetworkFamily(name="mlp_tanh", supports=lambda s: True, generator=_mlp_tanh_generator, trunk=_mlp_tanh_trunk,
+                  by_shape=False, shapes="any data, flattened"),
+):
+    register_family(_family)
 
 
 def build_generator(shape: tuple[int, ...], latent_dim: int, width: int, output: OutputActivation = "tanh",

@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.base import DataSpec
+from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.config import added_field
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
-from models.losses import kl_to_standard_normal, reparameterise
-from models.networks import UnitIntervalInput, build_encoder, build_generator
+from gvae_bench.contracts.model import BatchSource, GaussianEncoderMixin, GenerativeModel, ModelConfig, adam
+from gvae_bench.models.losses import kl_to_standard_normal, reparameterise
+from gvae_bench.models.networks import UnitIntervalInput, build_encoder, build_generator
 
 LIKELIHOODS = ("auto", "bernoulli", "gaussian", "laplace")
 ENCODER_INPUTS = ("data", "unit")

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.base import DataSpec
+from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.registry import MODELS
-from models.base import BatchSource, GenerativeModel, GeneratorMixin, ModelConfig, adam
-from models.losses import wgan_gp_critic_step
-from models.networks import build_critic, build_generator
+from gvae_bench.contracts.model import BatchSource, GenerativeModel, GeneratorMixin, ModelConfig, adam
+from gvae_bench.models.losses import wgan_gp_critic_step
+from gvae_bench.models.networks import build_critic, build_generator
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics.ais import ais_log_likelihood, sigmoid_schedule
+from gvae_bench.metrics.ais import ais_log_likelihood, sigmoid_schedule
 from ppca_model import L, _ppca
 
 

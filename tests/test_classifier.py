@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from metrics.classifier import ClassifierConfig, FEATURE_DIM, train_classifier
+from gvae_bench.classifier import ClassifierConfig, FEATURE_DIM, train_classifier
 
 
 def test_classifier_learns_is_cached_with_its_record(tmp_path, monkeypatch, data_root):
@@ -18,7 +18,7 @@ def test_classifier_learns_is_cached_with_its_record(tmp_path, monkeypatch, data
     assert json.loads((tmp_path / "classifiers" / files[0]).read_text())["test_accuracy"] == record["test_accuracy"]
     again, cached = train_classifier("mnist", data_root, config)  # from the cache, not retrained
     assert cached == record
-    from benchmarks.torchvision_images import MNIST
+    from gvae_bench.benchmarks.torchvision_images import MNIST
 
     images = MNIST(data_root).load().test[:5]
     assert again.features(images).shape == (5, FEATURE_DIM)
@@ -37,19 +37,21 @@ def test_feature_metrics_score_the_training_data_as_their_reference(data_root):
     """Known answers: a "model" whose samples are the very training images the reference draws gets
     exactly the reference value on every feature-space metric; the reference itself (real training
     against real test images) scores as real data should; negated images score far worse."""
-    import metrics  # noqa: F401  (registers the metrics)
-    from benchmarks.torchvision_images import MNIST
+    import gvae_bench.metrics  # noqa: F401  (registers the metrics)
+    from gvae_bench.benchmarks.torchvision_images import MNIST
     from gvae_bench.profiles import EvalConfig
     from gvae_bench.registry import METRICS
-    from metrics.base import EvalContext
+    from gvae_bench.contracts.metric import EvalContext
 
     benchmark = MNIST(data_root)
     splits = benchmark.load()
     names = ("fid", "kid", "precision", "recall", "density", "coverage")
+    classifier, record = train_classifier("mnist", data_root,
+                                          ClassifierConfig(epochs=1, width=8, train_limit=3000, batch_size=32))
 
     def scores(fake_from_train):
         ctx = EvalContext(model=None, benchmark=benchmark, splits=splits, config=EvalConfig(n_samples=400), seed=0,
-                          classifier_config=ClassifierConfig(epochs=1, width=8, train_limit=3000, batch_size=32))
+                          classifier=classifier, classifier_record=record)
         ctx._generated = fake_from_train(ctx.real_train(400))  # what the "model" samples
         return {name: METRICS.get(name)().compute(ctx) for name in names}
 

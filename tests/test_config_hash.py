@@ -30,7 +30,7 @@ def test_added_field_set_changes_the_hash() -> None:
 
 
 def test_an_integer_given_for_a_float_field_gives_the_same_config_and_hash() -> None:
-    from models.gvae import GVAEConfig
+    from gvae_bench.models.gvae import GVAEConfig
 
     as_int, as_float = GVAEConfig.from_dict({"kl_weight": 1}), GVAEConfig.from_dict({"kl_weight": 1.0})
     assert isinstance(as_int.kl_weight, float)

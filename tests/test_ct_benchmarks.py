@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from benchmarks.ct import CTConfig, CTFolder, PancreasCT
+from gvae_bench.benchmarks.ct import CTConfig, CTFolder, PancreasCT
 from tests.conftest import run_cli
 from tests.test_ct_io import write_series
 

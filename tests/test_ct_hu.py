@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metrics.ct_hu import classes_in_window, tissue_shares, total_variation, wasserstein_1d
+from gvae_bench.metrics.ct_hu import classes_in_window, tissue_shares, total_variation, wasserstein_1d
 
 
 def test_wasserstein_of_a_shift_is_the_shift():

@@ -14,7 +14,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from benchmarks.ct_io import read_ct_folder, read_dicom_folder, read_nifti
+from gvae_bench.benchmarks._ct_io import read_ct_folder, read_dicom_folder, read_nifti
 from gvae_bench.errors import UserError
 
 SLOPE, INTERCEPT = 2.0, -1024.0

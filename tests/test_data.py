@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from benchmarks.mixtures import Grid25, Ring8
-from benchmarks.torchvision_images import FashionMNIST, MNIST
+from gvae_bench.benchmarks.mixtures import Grid25, Ring8
+from gvae_bench.benchmarks.torchvision_images import FashionMNIST, MNIST
 from gvae_bench.errors import DataMissingError
 
 
@@ -56,7 +56,7 @@ def test_grid25_geometry_and_fixed_draw():
 
 
 def test_stacked_mnist_channels_are_mnist_digits_and_labels_name_the_mode(data_root):
-    from benchmarks.stacked_mnist import StackedMNIST
+    from gvae_bench.benchmarks.stacked_mnist import StackedMNIST
 
     bench = StackedMNIST(data_root, StackedMNIST.Config(n_train=3000, n_test=500))
     splits = bench.load()

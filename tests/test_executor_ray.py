@@ -42,7 +42,7 @@ import time
 import torch
 
 from gvae_bench.registry import MODELS
-from models.vae import VAE
+from gvae_bench.models.vae import VAE
 
 
 @MODELS.register("test_ray_crash")
@@ -180,9 +180,9 @@ def test_threads_and_resources_of_a_run():
 
 def _cli_in_process(*args: str):
     """The command line in this process (quick): exit code and what it printed."""
-    import runner
+    from gvae_bench.cli import cli
 
-    result = CliRunner().invoke(runner.cli, list(args), prog_name="runner.py")
+    result = CliRunner().invoke(cli, list(args), prog_name="runner.py")
     return result.exit_code, result.output
 
 

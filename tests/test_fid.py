@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from metrics.fid import frechet_distance
+from gvae_bench.metrics.fid import frechet_distance
 
 
 def _with_exact_moments(n: int, mean: np.ndarray, cov: np.ndarray, seed: int) -> torch.Tensor:

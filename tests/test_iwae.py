@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics.iwae import iwae_log_likelihood
+from gvae_bench.metrics.iwae import iwae_log_likelihood
 from ppca_model import L, _ppca  # noqa: E402  (tests/ is on sys.path under pytest)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.kid import kernel_inception_distance
+from gvae_bench.metrics.kid import kernel_inception_distance
 
 
 def _brute_force_kid(x: np.ndarray, y: np.ndarray) -> float:

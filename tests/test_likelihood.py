@@ -16,13 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.base import Benchmark, DataSpec, DataSplits
+from gvae_bench.contracts.benchmark import Benchmark, DataSpec, DataSplits
 from gvae_bench.profiles import EvalConfig
 from gvae_bench.registry import METRICS, load_plugins
-from metrics.base import EvalContext
-from metrics.likelihood import SIGMA_GRID, ObservationModel, likelihood_setup
-from models.base import GenerativeModel, GeneratorMixin, ModelConfig
-from models.vae import VAE, VAEConfig
+from gvae_bench.contracts.metric import EvalContext
+from gvae_bench.metrics.likelihood import SIGMA_GRID, ObservationModel, likelihood_setup
+from gvae_bench.contracts.model import GenerativeModel, GeneratorMixin, ModelConfig
+from gvae_bench.models.vae import VAE, VAEConfig
 
 load_plugins()
 LOG_HALF_784 = 784 * math.log(2)

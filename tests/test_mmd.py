@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.mmd import gaussian_kernel_mmd2_unbiased, median_heuristic_bandwidth
+from gvae_bench.metrics.mmd import gaussian_kernel_mmd2_unbiased, median_heuristic_bandwidth
 
 
 def _brute_force_mmd2_u(x: np.ndarray, y: np.ndarray, h: float) -> float:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.base import DataSpec
-from benchmarks.mixtures import Ring8
+from gvae_bench.contracts.benchmark import DataSpec
+from gvae_bench.benchmarks.mixtures import Ring8
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.registry import MODELS
 from gvae_bench.training import seed_everything, train
-from metrics.mmd import gaussian_kernel_mmd2_unbiased
-from models.networks import family_for
+from gvae_bench.metrics.mmd import gaussian_kernel_mmd2_unbiased
+from gvae_bench.contracts.family import family_for
 
 MODEL_NAMES = ["vae", "wgan_gp", "gvae", "vae_gan", "alpha_gan"]
 SHAPES = {"dcgan28": (1, 28, 28), "resnet": (1, 64, 64), "conv3d": (1, 16, 16, 16)}

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.mixtures import Grid25, Ring8
-from metrics.modes import mode_coverage
+from gvae_bench.benchmarks.mixtures import Grid25, Ring8
+from gvae_bench.metrics.modes import mode_coverage
 
 
 def test_samples_placed_on_known_modes_are_counted_exactly():
@@ -35,7 +35,7 @@ def test_true_mixture_samples_cover_every_mode():
 def test_kl_to_uniform_known_values():
     import math
 
-    from metrics.modes import kl_to_uniform
+    from gvae_bench.metrics.modes import kl_to_uniform
 
     assert kl_to_uniform(torch.full((1000,), 7)) == 0.0
     assert math.isclose(kl_to_uniform(torch.tensor([5, 0, 0, 0])), math.log(4))

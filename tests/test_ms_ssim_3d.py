@@ -1,4 +1,4 @@
-"""Known-answer tests for 3-D MS-SSIM on volumes (metrics/ms_ssim.py with (N, C, D, H, W) input).
+"""Known-answer tests for 3-D MS-SSIM on volumes (metrics/_ms_ssim_functional.py with (N, C, D, H, W) input).
 
 References checked against:
 * a float64 brute-force reference written here: at every valid voxel the SSIM statistics are explicit weighted sums
@@ -21,16 +21,14 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from benchmarks.base import Benchmark, DataSpec, DataSplits
-from metrics.ms_ssim import (
-    SMALL_IMAGE_SETTINGS,
+from gvae_bench.contracts.benchmark import Benchmark, DataSpec, DataSplits
+from gvae_bench.metrics._ms_ssim_functional import (
     STANDARD_MS_SSIM_BETAS,
-    MSSSIM,
     MSSSIMSettings,
     mean_pairwise_ms_ssim,
     ms_ssim,
-    settings_for,
 )
+from gvae_bench.metrics.ms_ssim import MSSSIM, SMALL_IMAGE_SETTINGS, settings_for
 from tests.conftest import _data_root
 
 THREE = SMALL_IMAGE_SETTINGS  # 3 scales, 7 taps, sigma 1.5: 28^3 .. 175^3 volumes (and 32^3, 64^3 CT patches)
@@ -292,7 +290,7 @@ class _TinyVolumes(Benchmark):
 
 
 def test_metric_is_na_on_volumes_too_small_for_one_window() -> None:
-    from models.vae import VAE, VAEConfig
+    from gvae_bench.models.vae import VAE, VAEConfig
 
     benchmark = _TinyVolumes(Path("."))
     spec16 = DataSpec(shape=(1, 16, 16, 16), kind="volume")
@@ -321,10 +319,10 @@ def _ct_root() -> Path:
 
 
 def test_metric_runs_end_to_end_on_ct_patches() -> None:
-    from benchmarks.ct import CTConfig, CTFolder
+    from gvae_bench.benchmarks.ct import CTConfig, CTFolder
     from gvae_bench.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
-    from models.vae import VAE, VAEConfig
+    from gvae_bench.models.vae import VAE, VAEConfig
 
     benchmark = CTFolder(_ct_root(), CTConfig(mode="3d", size=16, patches_per_volume=16))
     splits = benchmark.load()
@@ -338,7 +336,7 @@ def test_metric_runs_end_to_end_on_ct_patches() -> None:
     assert entry["details"]["spatial_dims"] == 3 and entry["details"]["scales"] == 2
     assert entry["n_generated"] == 16 and entry["n_real"] == min(16, len(splits.test))
     # the reference is the documented function on the same real test patches, mapped from [-1, 1] to [0, 1]
-    from metrics.base import EvalContext
+    from gvae_bench.contracts.metric import EvalContext
 
     ctx = EvalContext(model=model, benchmark=benchmark, splits=splits, config=EvalConfig(n_samples=16), seed=0)
     real = ((ctx.real_test(16) + 1) / 2).clamp(0, 1)

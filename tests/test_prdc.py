@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from metrics.prdc import density_coverage, precision_recall
+from gvae_bench.metrics.prdc import density_coverage, precision_recall
 
 
 def _t(values: list) -> torch.Tensor:

@@ -7,11 +7,11 @@ import json
 
 import torch
 
-from benchmarks.base import DataSpec
+from gvae_bench.contracts.benchmark import DataSpec
 from conftest import run_cli
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.training import seed_everything, train
-from models.vae import VAE, VAEConfig
+from gvae_bench.models.vae import VAE, VAEConfig
 
 
 def _final_loss(data: torch.Tensor, tmp_path, precision: str) -> tuple[float, float]:
@@ -24,7 +24,7 @@ def _final_loss(data: torch.Tensor, tmp_path, precision: str) -> tuple[float, fl
 
 
 def test_bf16_autocast_learns_like_fp32(tmp_path, data_root):
-    from benchmarks.torchvision_images import MNIST
+    from gvae_bench.benchmarks.torchvision_images import MNIST
 
     data = MNIST(data_root).load().train[:1024]
     first32, last32 = _final_loss(data, tmp_path, "fp32")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.base import binarize
+from gvae_bench.contracts.benchmark import binarize
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.registry import BENCHMARKS
 from gvae_bench.training import train
-from models.vae import VAE, VAEConfig
+from gvae_bench.models.vae import VAE, VAEConfig
 
 
 def _test_negative_elbo_after_one_epoch(encoder_input: str, mnist, test_images: torch.Tensor, out: Path) -> float:

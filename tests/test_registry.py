@@ -22,7 +22,7 @@ def test_unknown_name_lists_the_registered_ones():
 
 
 def test_a_name_registered_twice_is_an_error():
-    registry = Registry("thing")
+    registry = Registry("thing", object)
 
     @registry.register("a")
     class First:
@@ -40,3 +40,49 @@ def test_plugin_file_that_fails_to_import_names_itself(tmp_path):
     with pytest.raises(PluginError, match="broken_plugin.py"):
         load_plugin_file(broken)
     assert "vae" in MODELS  # the built-ins still work
+
+
+def test_a_class_that_breaks_the_contract_is_refused_with_its_name_and_module():
+    from gvae_bench.contracts import GenerativeModel, Metric
+
+    registry = Registry("model", GenerativeModel)
+    with pytest.raises(PluginError, match=r"'not_a_model' \(test_registry\.NotAModel in .*test_registry\.py\) is not a subclass of "
+                                          r"gvae_bench\.contracts\.model\.GenerativeModel"):
+        @registry.register("not_a_model")
+        class NotAModel:
+            """plain class"""
+
+    with pytest.raises(PluginError, match="does not implement optimizers, sample, train_step"):
+        @registry.register("half_a_model")
+        class HalfAModel(GenerativeModel):
+            """no methods"""
+
+    with pytest.raises(PluginError, match="does not implement compute"):
+        @METRICS.register("half_a_metric")
+        class HalfAMetric(Metric):
+            """no compute"""
+    assert "half_a_metric" not in METRICS
+
+
+def test_a_model_whose_config_is_not_a_model_config_is_refused():
+    import torch
+
+    from gvae_bench.contracts import GenerativeModel
+
+    class Complete(GenerativeModel):
+        """complete"""
+
+        Config = dict
+
+        def optimizers(self):
+            return {}
+
+        def train_step(self, next_batch):
+            return {}
+
+        def sample(self, n):
+            return torch.zeros(n)
+
+    with pytest.raises(PluginError, match="its Config must be a dataclass subclassing gvae_bench.contracts.model.ModelConfig"):
+        MODELS.register("bad_config")(Complete)
+    assert "bad_config" not in MODELS

@@ -11,9 +11,16 @@ import pytest
 
 from gvae_bench.executors import LocalExecutor
 from gvae_bench.registry import MODELS
-from gvae_bench.run import execute_run
+from gvae_bench.records import Outcome
+from gvae_bench.run import execute_run as _execute_run
 from gvae_bench.runs import RunSpec, resolve
-from models.vae import VAE
+from gvae_bench.models.vae import VAE
+
+
+def execute_run(spec: RunSpec) -> dict:
+    """The run's record as its JSON object, with ``skipped`` where the sweep did not run it."""
+    record, outcome = _execute_run(spec)
+    return {**record.to_json(), "skipped": outcome != Outcome.RAN}
 
 
 class _Crash(RuntimeError):
@@ -57,7 +64,8 @@ def test_crash_is_recorded_then_resumed_from_the_checkpoint(tmp_path):
 
 
 def test_a_diverged_run_does_not_stop_the_sweep(tmp_path):
-    records = list(LocalExecutor().run([_spec("test_nan_vae", tmp_path), _spec("vae", tmp_path)]))
+    records = [record.to_json() for record, _ in LocalExecutor().run([_spec("test_nan_vae", tmp_path),
+                                                                        _spec("vae", tmp_path)])]
     assert [r["status"] for r in records] == ["diverged", "finished"]
     assert "non-finite loss at step 1" in records[0]["reason"]
     again = execute_run(_spec("test_nan_vae", tmp_path))

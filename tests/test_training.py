@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from benchmarks.base import DataSpec
-from benchmarks.torchvision_images import MNIST
+from gvae_bench.contracts.benchmark import DataSpec
+from gvae_bench.benchmarks.torchvision_images import MNIST
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
-from models.vae import VAE, VAEConfig
-from models.wgan_gp import WGANGP, WGANGPConfig
+from gvae_bench.models.vae import VAE, VAEConfig
+from gvae_bench.models.wgan_gp import WGANGP, WGANGPConfig
 
 IMAGE = DataSpec(shape=(1, 28, 28), kind="image")
 

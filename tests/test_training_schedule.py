@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.base import DataSpec, binarize
+from gvae_bench.contracts.benchmark import DataSpec, binarize
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.training import SNAPSHOT_FOLDER, BatchStream, train
-from models.vae import VAE, VAEConfig
+from gvae_bench.models.vae import VAE, VAEConfig
 
 
 def _vae() -> VAE:
@@ -59,7 +59,7 @@ def test_curve_command_evaluates_every_snapshot(tmp_path: Path):
     from gvae_bench.runs import RunSpec, resolve
 
     spec = RunSpec(model="vae", benchmark="ring8", profile="smoke", seed=0, data_root=tmp_path, out=tmp_path)
-    assert execute_run(spec)["status"] == "finished"
+    assert execute_run(spec)[0].status == "finished"
     run_dir = resolve(spec).run_dir
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     (run_dir / SNAPSHOT_FOLDER).mkdir()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from metrics.mmd import gaussian_kernel_mmd2_unbiased, median_heuristic_bandwidth
+from gvae_bench.metrics.mmd import gaussian_kernel_mmd2_unbiased, median_heuristic_bandwidth
 
 from .conftest import REPO, Ratio, SpeedData, SpeedReport, interleaved_rounds, median, peak_memory_supported
 
@@ -69,7 +69,7 @@ def test_mmd_against_matmul_floor(benchmark: Any, speed_data: SpeedData, speed_r
 _MEMORY_SCRIPT = r"""
 import pathlib, re, sys
 import torch
-from metrics.mmd import gaussian_kernel_mmd2_unbiased, median_heuristic_bandwidth
+from gvae_bench.metrics.mmd import gaussian_kernel_mmd2_unbiased, median_heuristic_bandwidth
 
 n, block, threads = (int(v) for v in sys.argv[1:4])
 torch.set_num_threads(threads)

@@ -29,7 +29,7 @@ from torch import nn
 
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
 from gvae_bench.training import BatchStream
-from models.networks import build_critic, build_encoder, build_generator
+from gvae_bench.models.networks import build_critic, build_encoder, build_generator
 
 from .conftest import REPO, Ratio, SpeedData, SpeedReport, interleaved_rounds, median, synchronise
 

@@ -16,7 +16,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from benchmarks.base import DataSpec
+from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.config import ConfigBase
 
 BatchSource = Callable[[], torch.Tensor]

@@ -15,15 +15,17 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from benchmarks.base import Benchmark, DataSplits
+from torch import nn
+
+from gvae_bench.contracts.benchmark import Benchmark, DataSplits
+from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.profiles import EvalConfig
-from metrics.classifier import ClassifierConfig, train_classifier
-from models.base import GenerativeModel
 
 # What a metric may need: model capabilities and facts about the benchmark.
 NEEDS_SAMPLES, NEEDS_ENCODER, NEEDS_RECONSTRUCTION = "sample", "encode", "reconstruct"
 NEEDS_IMAGES, NEEDS_KNOWN_MODES, NEEDS_CLASSIFIER = "images", "known_modes", "classifier"
 NEEDS_DECODER, NEEDS_ANY_ENCODER = "decoder", "encoder (Gaussian or deterministic)"
+NEEDS_HU, NEEDS_CLASSIFIED_MODES = "hounsfield_units", "classifier-read modes"
 
 
 @dataclass
@@ -51,6 +53,9 @@ class EvalContext:
 
     Generated samples are drawn once (as many as the largest request) and shared by every metric;
     real test samples are a seeded random subset, the same for every model at a given seed.
+    ``classifier`` is the benchmark's domain classifier (``gvae_bench.classifier``), built by the
+    evaluation and handed in when a metric that needs it will run; ``classifier_record`` is its
+    cache record (key, test accuracy), which the feature-space metrics cite.
     """
 
     model: GenerativeModel
@@ -58,10 +63,10 @@ class EvalContext:
     splits: DataSplits
     config: EvalConfig
     seed: int
-    classifier_config: ClassifierConfig = field(default_factory=ClassifierConfig)
+    classifier: nn.Module | None = None
+    classifier_record: dict[str, Any] | None = None
     _generated: torch.Tensor | None = None
     _features: dict[str, torch.Tensor] = field(default_factory=dict)
-    _classifier_record: dict[str, Any] | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -107,8 +112,9 @@ class EvalContext:
         """``read(classifier, images)`` on each channel of ``n`` samples of the set ``which`` (as in
         ``features``), in batches of 1000, with the benchmark's domain classifier: one tensor per
         channel."""
-        classifier, self._classifier_record = train_classifier(
-            self.benchmark.classifier_dataset, self.benchmark.data_root, self.classifier_config)
+        classifier = self.classifier
+        if classifier is None:
+            raise RuntimeError("this metric reads the domain classifier, but the evaluation context was given none")
         samples = self._samples(which, n)
         with torch.no_grad():
             return [torch.cat([read(classifier, samples[i : i + 1000, c : c + 1].float())
@@ -138,7 +144,7 @@ class EvalContext:
     @property
     def classifier_details(self) -> dict[str, Any]:
         """Which classifier made the features: its cache key, test accuracy and feature size."""
-        record = self._classifier_record or {}
+        record = self.classifier_record or {}
         return {"feature_space": f"{self.benchmark.classifier_dataset} classifier penultimate layer",
                 "classifier_key": record.get("key"), "classifier_test_accuracy": record.get("test_accuracy")}
 
@@ -178,6 +184,10 @@ class Metric(ABC):
             have.add(NEEDS_KNOWN_MODES)
         if benchmark.classifier_dataset is not None:
             have.add(NEEDS_CLASSIFIER)
+            if benchmark.n_modes is not None:
+                have.add(NEEDS_CLASSIFIED_MODES)
+        if benchmark.can_convert_hu:
+            have.add(NEEDS_HU)
         return sorted(self.needs - have)
 
     @abstractmethod

@@ -78,7 +78,14 @@ def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 class Benchmark(ABC):
-    """A registered dataset. Subclasses set ``Config`` and implement ``spec`` and ``_load``."""
+    """A registered dataset. Subclasses set ``Config`` and implement ``spec`` and ``_load``.
+
+    What a benchmark offers beyond its samples it declares with class attributes, as models declare
+    ``can_*``, so metrics and commands ask the flag instead of probing for methods:
+    ``classifier_dataset`` (a domain classifier's feature space), ``n_modes`` (modes read by that
+    classifier), ``modes`` (mode centres known exactly), ``can_convert_hu`` (``to_hu``: CT values
+    in Hounsfield units) and ``can_export_nifti`` (``write_nifti``).
+    """
 
     Config: ClassVar[type[BenchmarkConfig]] = BenchmarkConfig
     registered_name: ClassVar[str]
@@ -88,6 +95,13 @@ class Benchmark(ABC):
     #: seeded binarization of grey images, Bernoulli observations; the MNIST log-likelihood
     #: literature's protocol) or "continuous" (the data as it is, Gaussian observations)
     likelihood_data: ClassVar[str] = "continuous"
+    #: the number of modes the domain classifier reads off a sample (Stacked MNIST: 1000 digit
+    #: triples); None: the benchmark has no classifier-read modes
+    n_modes: ClassVar[int | None] = None
+    #: True: ``to_hu`` maps samples back to Hounsfield units (CT benchmarks)
+    can_convert_hu: ClassVar[bool] = False
+    #: True: ``write_nifti`` writes samples as NIfTI files (CT benchmarks)
+    can_export_nifti: ClassVar[bool] = False
 
     def __init__(self, data_root: Path, config: BenchmarkConfig | None = None) -> None:
         self.data_root = Path(data_root)
@@ -129,3 +143,11 @@ class Benchmark(ABC):
     def mode_std(self) -> float | None:
         """Standard deviation of each mode, where modes are known exactly."""
         return None
+
+    def to_hu(self, values: torch.Tensor) -> torch.Tensor:
+        """Samples in the data's range back to Hounsfield units (benchmarks with ``can_convert_hu``)."""
+        raise TypeError(f"{type(self).__name__} holds no CT data in Hounsfield units")
+
+    def write_nifti(self, samples: torch.Tensor, folder: Path) -> list[Path]:
+        """Write samples as NIfTI files into ``folder`` (benchmarks with ``can_export_nifti``)."""
+        raise TypeError(f"{type(self).__name__} does not write NIfTI files")

@@ -1,0 +1,322 @@
+"""gvae-bench command line: the only code that talks to the terminal.
+
+    python runner.py --models vae,wgan_gp --dataset mnist --profile quick
+    python runner.py list
+    python runner.py leaderboard --dataset mnist
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gvae_bench.errors import UserError
+from gvae_bench.runs import DATA_ROOT_ENV, resolve_data_root
+
+log = logging.getLogger("gvae_bench")
+
+
+class CLIError(click.ClickException):
+    """A one-line 'Error: ...' on stderr and exit status 2."""
+
+    exit_code = 2
+
+
+def _names(text: str, what: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise CLIError(f"--{what} needs at least one name, e.g. --{what} vae,wgan_gp")
+    return names
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}") from None
+    if not values:
+        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}")
+    return values
+
+
+def _cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise CLIError(f"--cpus-per-run takes a positive number of CPUs, e.g. 1, 2 or 0.5; got {text!r}")
+    return value
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--models", "models_text", metavar="A,B", help="Comma-separated registered model names (see `runner.py list`).")
+@click.option("--dataset", metavar="NAME", help="A registered benchmark name, e.g. mnist, fashion_mnist, ring8, grid25.")
+@click.option("--profile", default="quick", show_default=True, metavar="NAME",
+              help="Settings table from gvae_bench/profiles.toml: smoke (seconds, for tests), quick (minutes on a CPU), paper (the paper's settings, for a GPU).")
+@click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds from 0 to 2^32 - 1; one run per model and seed (a repeated seed runs once).")
+@click.option("--latent-sizes", "latent_text", default=None, metavar="100,500",
+              help="Sweep the latent size: each model runs at each size (the paper's Table 5); writes table5.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one config field after the profile; SECTION is model, benchmark, train or eval, e.g. "
+                   "--set benchmark.mode=3d --set model.width=32 --set train.precision=bf16 (repeatable).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train and evaluate; auto takes CUDA when torch sees it.")
+@click.option("--executor", default="local", show_default=True,
+              help="How the runs of the sweep are executed: local (one after another here) or ray (one Ray task per run; "
+                   "pip install '.[ray]'; see docs/scaling.md).")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="With --executor ray: join this existing Ray cluster (--out and the data must be on storage every node "
+                   "sees). Default: start Ray on this machine for the sweep.")
+@click.option("--cpus-per-run", "cpus_text", default=None, metavar="N",
+              help="With --executor ray: CPUs each run declares, and its torch threads (unless its config pins "
+                   "train.threads). Default: the threads a local run would use.")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(path_type=Path),
+              help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
+@click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
+@click.pass_context
+def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
+        executor, ray_address, cpus_text, plugins, verbose):
+    """Train generative models on a benchmark with one shared runner, evaluate them with one
+    metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
+
+    Example: python runner.py --models vae,wgan_gp --dataset mnist --profile quick --seeds 0,1,2
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj.update(plugins=plugins)
+    _load_plugins(plugins)
+    if ctx.invoked_subcommand is not None:
+        return
+    if not models_text or not dataset:
+        raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
+    from gvae_bench.executors import ExecutorOptions
+
+    options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
+                              plugins=tuple(plugins))
+    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
+                          executor, options))
+
+
+def _load_plugins(plugins) -> None:
+    from gvae_bench.registry import load_plugin_file, load_plugins
+
+    def load() -> None:
+        load_plugins()
+        for path in plugins:
+            load_plugin_file(path)
+
+    _guard(load)
+
+
+def _guard(action):
+    """Turn bad input into a one-line error with exit status 2."""
+    try:
+        return action()
+    except UserError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
+    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),), ...}; values read as JSON when they
+    parse (numbers, true/false, null), else kept as text."""
+    parsed: dict[str, list] = {"benchmark": [], "model": [], "train": [], "eval": []}
+    for item in settings:
+        target, _, rest = item.partition(".")
+        name, eq, text = rest.partition("=")
+        if target not in parsed or not name or not eq:
+            raise CLIError(f"--set takes {'|'.join(parsed)}.FIELD=VALUE, e.g. --set benchmark.mode=3d "
+                           f"or --set train.precision=bf16; got {item!r}")
+        parsed[target].append((name, _parse_value(text)))
+    return {key: tuple(values) for key, values in parsed.items()}
+
+
+def _parse_value(text: str) -> object:
+    """A setting's value: JSON when it parses (numbers, true/false, null), else the text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
+           executor_options) -> None:
+    from tqdm.auto import tqdm
+
+    from gvae_bench.sweep import execute_sweep, plan_sweep
+
+    models = _names(models_text, "models")
+    plan = plan_sweep(models, dataset, profile=profile, seeds=_ints(seeds_text, "--seeds"),
+                      latent_sizes=None if latent_text is None else _ints(latent_text, "--latent-sizes"),
+                      settings=_parse_settings(settings), data_root=data_root, out=out, device=device,
+                      executor=executor_name)
+    for note in plan.notes:
+        click.echo(note, err=True)
+    state: dict[str, Any] = {}
+
+    def announce(executor) -> None:
+        click.echo(f"{len(plan.specs)} run(s): {', '.join(plan.models)} on {dataset}, profile {profile}, seeds "
+                   f"{','.join(map(str, plan.seeds))}", err=True)
+        # one overall bar where the runs work out of sight (e.g. on Ray workers, whose training bars are not shown)
+        state["bar"] = tqdm(total=len(plan.specs), desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True,
+                            disable=not executor.progress_bar, postfix="failures=0")
+        state["failures"] = 0
+
+    def report(result) -> None:
+        bar = state["bar"]
+        line = f"  {result.line()}"
+        if not bar.disable:
+            bar.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
+        state["failures"] += result.problem
+        bar.set_postfix_str(f"failures={state['failures']}", refresh=False)
+        bar.update(1)
+
+    try:
+        summary = execute_sweep(plan, executor_name, executor_options, on_start=announce, on_result=report)
+    finally:
+        if "bar" in state:
+            state["bar"].close()
+    if summary.interrupted:
+        click.echo(f"interrupted after {len(summary.results)} of {len(plan.specs)} run(s); finished runs are kept, "
+                   "and the same command resumes the rest", err=True)
+        sys.exit(summary.exit_status)
+    for path in summary.leaderboards:
+        if path.suffix == ".md":
+            click.echo(f"leaderboard: {path}")
+    if summary.held:
+        click.echo(f"{len(summary.held)} run(s) still running in another process: "
+                   f"{', '.join(r.label for r in summary.held)}; the leaderboard leaves them out until they finish "
+                   "(that process rewrites it then)", err=True)
+    if summary.problems:
+        click.echo(f"{len(summary.problems)} run(s) did not finish: {', '.join(r.label for r in summary.problems)} "
+                   "(see their record.json)", err=True)
+    if summary.exit_status:
+        sys.exit(summary.exit_status)
+
+
+@cli.command("list")
+def list_command() -> None:
+    """Print every registered model, benchmark and metric with a one-line description."""
+    from gvae_bench.profiles import load_profiles
+    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
+
+    for title, registry in (("models", MODELS), ("benchmarks", BENCHMARKS), ("metrics", METRICS)):
+        click.echo(f"{title}:")
+        for entry in registry.entries():
+            click.echo(f"  {entry.name:<16} {entry.description}")
+    click.echo("profiles:")
+    for name, profile in load_profiles().items():
+        click.echo(f"  {name:<16} {profile.get('description', '')}")
+
+
+@cli.command("leaderboard")
+@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose run records to tabulate.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+def leaderboard_command(dataset: str, out: Path) -> None:
+    """Rebuild the leaderboards of one dataset from its run records alone."""
+    from gvae_bench.leaderboard import write_leaderboards
+
+    paths = write_leaderboards(out, dataset)
+    if not paths:
+        raise CLIError(f"no finished run records under {out / 'runs' / dataset}; run a sweep first")
+    for path in paths:
+        click.echo(f"leaderboard: {path}")
+
+
+@cli.command("rescore")
+@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose finished runs to rescore.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:
+    """Add metrics registered since the runs finished (from their checkpoints), then rebuild the leaderboards."""
+    from gvae_bench.leaderboard import write_leaderboards
+    from gvae_bench.run import rescore
+
+    root = resolve_data_root(data_root)
+    for record_path in sorted((out / "runs" / dataset).glob("**/record.json")):
+        added = _guard(lambda: rescore(record_path.parent, root))
+        if added:
+            click.echo(f"  {record_path.parent}: added {', '.join(added)}", err=True)
+    for path in write_leaderboards(out, dataset):
+        click.echo(f"leaderboard: {path}")
+
+
+@cli.command("curve")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metric", required=True, metavar="NAME", help="A registered metric, e.g. iwae_nll.")
+@click.option("--set", "changes", multiple=True, metavar="eval.FIELD=VALUE",
+              help="Change an evaluation setting for the curve, e.g. --set eval.likelihood_images=1000.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def curve_command(run_dir: Path, metric: str, changes: tuple[str, ...], data_root: Path | None) -> None:
+    """Evaluate METRIC at every weight snapshot of a finished run (train.snapshot_every) and write
+    RUN_DIR/curve_METRIC.csv and .png."""
+    from gvae_bench.curves import metric_curve
+
+    eval_changes = {}
+    for item in changes:
+        key, _, value = item.partition("=")
+        if not key.startswith("eval.") or not value:
+            raise CLIError(f"--set {item!r}: expected eval.FIELD=VALUE, e.g. eval.likelihood_images=1000")
+        eval_changes[key[len("eval."):]] = _parse_value(value)
+    root = resolve_data_root(data_root)
+    for row in _guard(lambda: metric_curve(run_dir, root, metric, eval_changes)):
+        click.echo(f"step {row['step']:>8}  epoch {row['epoch']:>9}  {metric} {row['value']:.4f}")
+    click.echo(f"curve: {run_dir / f'curve_{metric}.csv'}")
+
+
+@cli.command("export-nifti")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-n", "count", default=8, show_default=True, help="How many samples to generate.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def export_nifti_command(run_dir: Path, count: int, data_root: Path | None) -> None:
+    """Write samples of a finished CT run as NIfTI (HU, training spacing) into RUN_DIR/nifti/."""
+    import torch
+
+    from gvae_bench.run import load_finished_run
+
+    root = resolve_data_root(data_root)
+    model, benchmark = _guard(lambda: load_finished_run(run_dir, root))
+    if not benchmark.can_export_nifti:
+        raise CLIError(f"{benchmark.registered_name} is not a CT benchmark; export-nifti takes runs of ct_folder or pancreas_ct")
+    torch.manual_seed(0)
+    for path in benchmark.write_nifti(model.sample_in_batches(count), run_dir / "nifti"):
+        click.echo(str(path))
+
+
+@cli.command("classifier")
+@click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist or fashion_mnist.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+def classifier_command(dataset: str, data_root: Path | None) -> None:
+    """Train (or load from the cache) the domain classifier of the feature-space metrics and print its record."""
+    import json
+
+    from gvae_bench.classifier import cache_root, train_classifier
+
+    root = resolve_data_root(data_root)
+    model, record = _guard(lambda: train_classifier(dataset, root))
+    click.echo(json.dumps({k: record[k] for k in ("dataset", "test_accuracy", "n_train", "n_test", "config", "key")}, indent=2))
+    click.echo(f"cached in {cache_root()}", err=True)
+
+
+def main() -> None:
+    cli(prog_name="runner.py")
+
+
+if __name__ == "__main__":
+    main()
