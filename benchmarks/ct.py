@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from gvae_bench.contracts.benchmark import Benchmark, BenchmarkConfig, DataSpec, DataSplits
+from gvae_bench.checkpoints import UnreadableFileError, safe_load
 from gvae_bench.errors import DataMissingError
-from gvae_bench.records import atomic_save
+from gvae_bench.atomic import atomic_save
 from gvae_bench.registry import BENCHMARKS
 
 if TYPE_CHECKING:
@@ -157,8 +158,12 @@ class CTBenchmark(Benchmark):
         cache = _cache_dir() / f"{self.registered_name}-{hashlib.sha256(key_text.encode()).hexdigest()[:12]}.pt"
         if cache.is_file():
             log.info("%s: preprocessed arrays from the cache %s", self.registered_name, cache)
-            stored = torch.load(cache, weights_only=False)
-            return DataSplits(stored["train"], stored["test"], info={**stored["info"], "cache": "hit"})
+            try:
+                stored = safe_load(cache)  # an unsafe cache file is refused (UnsafeFileError), never run
+            except UnreadableFileError as exc:
+                log.warning("%s; the arrays are made again", exc)
+            else:
+                return DataSplits(stored["train"], stored["test"], info={**stored["info"], "cache": "hit"})
         from gvae_bench.benchmarks._ct_io import read_ct_folder
 
         volumes = read_ct_folder(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import ClassVar
@@ -81,7 +82,31 @@ class TorchvisionGreyImages(Benchmark):
             f"or pass --data-root pointing at the folder that holds {self.dataset_class.__name__}/raw"
         )
 
+    def _check_raw_files(self) -> None:
+        """A raw file that is present but shorter or longer than its IDX header says is an error
+        naming it, its size and the expected size (an IDX file is a 4-byte magic number whose last
+        byte counts the dimensions, one 4-byte big-endian size per dimension, then the bytes)."""
+        for name in _RAW_FILES:
+            path = self.raw_folder / name
+            if not path.is_file():
+                continue
+            size = path.stat().st_size
+            with open(path, "rb") as handle:
+                header = handle.read(4)
+                ndim = header[3] if len(header) == 4 and header[:3] == b"\x00\x00\x08" else None
+                dims = handle.read(4 * ndim) if ndim else b""
+            if ndim is None or len(dims) < 4 * ndim:
+                raise DataMissingError(f"{self.registered_name}: {path} is present but is not an IDX file of unsigned "
+                                       f"bytes ({size} bytes, header {header.hex() or 'empty'}); replace it with the "
+                                       "uncompressed original")
+            expected = 4 + 4 * ndim + math.prod(int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+            if size != expected:
+                raise DataMissingError(f"{self.registered_name}: {path} is present but {size} bytes where its header "
+                                       f"says {expected}: the file is truncated or corrupt; replace it with the "
+                                       "uncompressed original")
+
     def _load(self) -> DataSplits:
+        self._check_raw_files()
         train, test = self._open(train=True), self._open(train=False)
 
         def scale(images: torch.Tensor) -> torch.Tensor:

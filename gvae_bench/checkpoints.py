@@ -22,6 +22,7 @@ import logging
 import os
 import pickle
 import random
+import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from gvae_bench.errors import UserError
-from gvae_bench.records import atomic_save
+from gvae_bench.atomic import atomic_save
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ def safe_load(path: Path) -> Any:
         with torch.serialization.safe_globals(_legacy_numpy_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((line.strip() for line in first if "Unsupported global" in line), "objects other than tensors")
+        lines = [line.strip() for line in str(exc).splitlines() if "global" in line.lower()]
+        if not lines:  # nothing refused: a pickle stream that is broken
+            raise UnreadableFileError(f"{path} cannot be read as a torch file (a broken pickle stream); it is "
+                                      f"{path.stat().st_size} bytes") from None
+        found = re.search(r"GLOBAL [\w.]+", " ".join(lines))
+        detail = f"it would load {found.group(0).split()[1]}" if found else lines[-1].rstrip(".")
         raise UnsafeFileError(f"{path} holds objects other than tensors and plain data ({detail}); it was not "
                               "written by gvae-bench or was altered: refused, and nothing in it was run") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:

@@ -25,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gvae_bench.checkpoints import safe_load
 from gvae_bench.config import ConfigBase
 from gvae_bench.errors import UserError
-from gvae_bench.records import atomic_save, atomic_write_json, now, software_versions
+from gvae_bench.atomic import atomic_save, atomic_write_json
+from gvae_bench.records import now, software_versions
 from gvae_bench.registry import BENCHMARKS
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ def train_classifier(dataset: str, data_root: Path, config: ClassifierConfig | N
     weights, record_path = cache_root() / f"{key}.pt", cache_root() / f"{key}.json"
     if weights.is_file() and record_path.is_file():
         model = DomainClassifier(config.width)
-        model.load_state_dict(torch.load(weights, map_location="cpu"))
+        model.load_state_dict(safe_load(weights))
         return model.eval(), json.loads(record_path.read_text())
 
     benchmark = BENCHMARKS.get(dataset)(data_root)

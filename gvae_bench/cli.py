@@ -315,7 +315,16 @@ def classifier_command(dataset: str, data_root: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="runner.py")
+    """The command line; Ctrl-C anywhere ends it with exit status 130 (finished records are kept)."""
+    try:
+        status = cli.main(prog_name="runner.py", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted; finished runs and written files are kept, and the same command resumes", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

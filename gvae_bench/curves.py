@@ -15,16 +15,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gvae_bench import pictures
 from gvae_bench.errors import UserError
 from gvae_bench.evaluation import evaluate
 from gvae_bench.profiles import EvalConfig
-from gvae_bench.records import atomic_write_text, git_commit, read_record
+from gvae_bench.atomic import atomic_write_text
+from gvae_bench.records import git_commit, read_record
 from gvae_bench.registry import METRICS
 from gvae_bench.run import load_finished_run
-from gvae_bench.training import CHECKPOINT_FILE, SNAPSHOT_FOLDER
+from gvae_bench.checkpoints import CHECKPOINT_FILE, safe_load
+from gvae_bench.training import SNAPSHOT_FOLDER
 from gvae_bench.classifier import ClassifierConfig
 
 
@@ -52,11 +52,11 @@ def metric_curve(run_dir: Path, data_root: Path, metric: str,
     eval_config = EvalConfig.from_dict({**config["eval"], **(eval_changes or {})})
     splits = benchmark.load()
     batch_size = config["train"]["batch_size"]
-    final = torch.load(run_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    final = safe_load(run_dir / CHECKPOINT_FILE)
     points = [(step, path) for step, path in snapshots if step != int(final["step"])] + [(int(final["step"]), None)]
     rows = []
     for step, path in points:
-        state = final if path is None else torch.load(path, map_location="cpu", weights_only=False)
+        state = final if path is None else safe_load(path)
         model.load_state_dict(state["model"])
         result = evaluate(model, benchmark, splits, eval_config, record.seed,
                           ClassifierConfig.from_dict(config.get("classifier", {})), only={metric})[metric]

@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from gvae_bench.records import RECORD_FILE, RecordError, RunRecord, RunStatus, atomic_write_text, now, read_record
+from gvae_bench.atomic import atomic_write_text
+from gvae_bench.records import RECORD_FILE, RecordError, RunRecord, RunStatus, now, read_record
 
 log = logging.getLogger(__name__)
 

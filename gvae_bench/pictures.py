@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
 from gvae_bench.contracts.benchmark import DataSpec  # noqa: E402
-from gvae_bench.records import atomic_save  # noqa: E402
+from gvae_bench.atomic import atomic_save  # noqa: E402
 
 
 def save_samples(path: Path, samples: torch.Tensor, spec: DataSpec, real: torch.Tensor | None = None,

@@ -1,8 +1,7 @@
-"""The one results writer and reader: atomic files, run records and their provenance.
+"""Run records and their provenance: the commit and software versions behind a result.
 
-Every file the harness writes goes through ``atomic_write_*``: the bytes go to a temporary file
-in the same folder, are flushed to disk, and replace the target with ``os.replace``, so a killed
-process leaves either the old file or the new one, never half of one.
+Every file the harness writes goes through ``gvae_bench.atomic`` (a killed process leaves the old
+file or the new one, never half of one).
 
 A run's ``record.json`` is a ``RunRecord``: written by ``write_record`` and read by ``read_record``
 here and nowhere else.
@@ -12,16 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import io
 import json
+import logging
 import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from gvae_bench.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 RECORD_FILE = "record.json"
 
@@ -135,37 +137,6 @@ class RecordError(ValueError):
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def atomic_save(path: Path, save: Callable[[io.BytesIO], None]) -> None:
-    """Atomically write what ``save`` writes into a buffer (torch.save, savefig, save_image)."""
-    buffer = io.BytesIO()
-    save(buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def read_record(run_dir: Path) -> RunRecord | None:
     """The run record in ``run_dir`` (None when there is none); ``RecordError`` when it is unreadable."""
     path = Path(run_dir) / RECORD_FILE
@@ -176,6 +147,21 @@ def read_record(run_dir: Path) -> RunRecord | None:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"{path}: not valid JSON ({exc})") from None
     return RunRecord.from_json(data, where=str(path))
+
+
+def read_record_or_set_aside(run_dir: Path) -> RunRecord | None:
+    """The run record in ``run_dir``; one that cannot be read is moved aside
+    (``record.json.corrupt-<time>``, never deleted) with a warning naming it, and None is returned,
+    so the run counts as unfinished and resumes from its checkpoint."""
+    try:
+        return read_record(run_dir)
+    except RecordError as exc:
+        path = Path(run_dir) / RECORD_FILE
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{RECORD_FILE}.corrupt-{stamp}")
+        os.replace(path, aside)
+        log.warning("%s; moved aside to %s, and the run counts as unfinished", exc, aside.name)
+        return None
 
 
 def write_record(run_dir: Path, record: RunRecord | dict[str, Any]) -> None:

@@ -29,11 +29,14 @@ import torch
 from gvae_bench import pictures
 from gvae_bench.errors import UserError
 from gvae_bench.evaluation import evaluate
+from gvae_bench.atomic import WriteError, atomic_write_json
 from gvae_bench.records import (
-    Outcome, RunRecord, RunStatus, atomic_write_json, git_commit, now, read_record, software_versions, write_record,
+    Outcome, RecordError, RunRecord, RunStatus, git_commit, now, read_record, read_record_or_set_aside,
+    software_versions, write_record,
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
-from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
+from gvae_bench.checkpoints import CHECKPOINT_FILE, load_weights
+from gvae_bench.training import seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,10 @@ def execute_run(spec: RunSpec) -> tuple[RunRecord, Outcome]:
     with _run_lock(run_dir) as locked:
         if not locked:
             log.warning("%s is being run by another process; skipped here", run_dir)
-            record = read_record(run_dir) or new_record(resolved, None)
+            try:
+                record = read_record(run_dir) or new_record(resolved, None)
+            except RecordError:  # the other process owns the folder: its record is not ours to move
+                record = new_record(resolved, None)
             record.status, record.reason = RunStatus.RUNNING, "running in another process"
             return record, Outcome.HELD
         return _execute_locked(resolved)
@@ -58,8 +64,11 @@ def execute_run(spec: RunSpec) -> tuple[RunRecord, Outcome]:
 @contextlib.contextmanager
 def _run_lock(run_dir: Path) -> Iterator[bool]:
     """An exclusive, non-blocking lock on the run folder (released when the process dies)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError as exc:
+        raise WriteError(f"cannot write {run_dir / '.lock'}: {exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,7 +82,7 @@ def _run_lock(run_dir: Path) -> Iterator[bool]:
 
 def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
     spec, run_dir = resolved.spec, resolved.run_dir
-    existing = read_record(run_dir)
+    existing = read_record_or_set_aside(run_dir)
     if existing is not None and existing.is_final:
         log.info("%s: already %s, skipped", run_dir, existing.status)
         if existing.status == RunStatus.FINISHED:
@@ -82,17 +91,20 @@ def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
     record = new_record(resolved, existing)
     record.data = {"n_train": len(splits.train), "n_test": len(splits.test), **splits.info}
-    write_record(run_dir, record)
-    atomic_write_json(run_dir / "config.json", resolved.config())
     try:
+        write_record(run_dir, record)
+        atomic_write_json(run_dir / "config.json", resolved.config())
         _train_and_evaluate(resolved, splits, record)
+    except WriteError as exc:  # no space, read-only, no permission: recorded if the record can still be written
+        record.status, record.ended, record.reason = RunStatus.FAILED, now(), str(exc)
+        log.error("%s failed: %s", run_dir, record.reason)
     except UserError:
         raise
     except Exception as exc:  # recorded, and the sweep goes on
         record.status, record.ended = RunStatus.FAILED, now()
         record.reason, record.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=8)
         log.error("%s failed: %s", run_dir, record.reason)
-    write_record(run_dir, record)
+    write_record(run_dir, record)  # a WriteError here (the record itself cannot be written) stops the sweep
     return record, Outcome.RAN
 
 
@@ -166,8 +178,6 @@ def load_finished_run(run_dir: Path, data_root: Path):
     """The model of a finished run (weights from its checkpoint) and its benchmark, rebuilt from
     the run record's resolved config alone."""
     from gvae_bench.registry import BENCHMARKS, MODELS
-    from gvae_bench.training import load_weights
-
     record = read_record(run_dir)
     if record is None or record.status != RunStatus.FINISHED:
         raise UserError(f"{run_dir} holds no finished run (record status: {record.status if record else 'none'})")
@@ -191,7 +201,11 @@ def rescore(run_dir: Path, data_root: Path) -> list[str]:
     Returns the names added (empty when nothing was missing or the run is not finished).
     """
     with _run_lock(run_dir) as locked:
-        record = read_record(run_dir)
+        try:
+            record = read_record(run_dir)
+        except RecordError as exc:
+            log.warning("not rescored, unreadable: %s", exc)
+            return []
         if not locked or record is None or record.status != RunStatus.FINISHED:
             return []
         return _add_missing_metrics(run_dir, record, data_root)

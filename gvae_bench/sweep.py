@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from gvae_bench.atomic import check_writable_folder
 from gvae_bench.errors import UserError
 from gvae_bench.executors import ExecutorOptions, check_executor, get_executor
 from gvae_bench.leaderboard import write_leaderboards
@@ -166,6 +167,7 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
         for m in models for size in (sizes or (None,)) for s in seed_values)
     for spec in specs:  # every config built and checked (field types, values) before any run
         resolve(spec)
+    check_writable_folder(Path(out), "--out")
     if check_data:  # missing data: an error before any run
         benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()
     return SweepPlan(models=models, benchmark=benchmark, profile=profile, seeds=seed_values, latent_sizes=sizes,

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gvae_bench.checkpoints import CHECKPOINT_FILE, load_resume_state, rng_state, save_checkpoint, set_rng_state
+from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.errors import UserError
 from gvae_bench.profiles import TrainConfig
-from gvae_bench.records import atomic_save, atomic_write_text
-from gvae_bench.contracts.model import GenerativeModel
+from gvae_bench.atomic import atomic_save, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 LOSS_LOG_FILE = "losses.csv"
 SNAPSHOT_FOLDER = "snapshots"  # weights only, every ``snapshot_every`` steps: snapshots/step<N>.pt
 
@@ -41,21 +41,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class BatchStream:
@@ -125,7 +110,7 @@ def _write_loss_log(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _save_checkpoint(path: Path, model: GenerativeModel, stream: BatchStream, step: int,
+def _save_checkpoint(run_dir: Path, model: GenerativeModel, stream: BatchStream, step: int,
                      rows: list[dict[str, float]], seconds: float) -> None:
     state = {
         "step": step,
@@ -134,11 +119,11 @@ def _save_checkpoint(path: Path, model: GenerativeModel, stream: BatchStream, st
         "model": model.state_dict(),
         "optimizers": {name: opt.state_dict() for name, opt in model.optimizers().items()},
         "batch_stream": stream.state_dict(),
-        "rng": _rng_state(),
+        "rng": rng_state(),
         "loss_log": rows,
         "train_seconds": seconds,
     }
-    atomic_save(path, lambda buffer: torch.save(state, buffer))
+    save_checkpoint(run_dir, state)
 
 
 def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
@@ -146,13 +131,6 @@ def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.A
     if precision == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
-
-
-def load_weights(model: GenerativeModel, run_dir: Path) -> int:
-    """Load the weights of a run's last checkpoint into ``model``; returns its step."""
-    state = torch.load(Path(run_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    return int(state["step"])
 
 
 def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig, run_dir: Path,
@@ -165,18 +143,17 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
     training batch (the benchmark's ``train_batch_transform``).
     """
     run_dir = Path(run_dir)
-    checkpoint_path = run_dir / CHECKPOINT_FILE
     stream = BatchStream(train_data, config.batch_size, seed, transform)
     rows: list[dict[str, float]] = []
     start, seconds_before = 0, 0.0
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+    state = load_resume_state(run_dir)  # on the CPU: RNG states must stay there
+    if state is not None:
         model.load_state_dict(state["model"])
         for name, opt in model.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
         stream.load_state_dict(state["batch_stream"])
-        _set_rng_state(state["rng"])
-        rows, start, seconds_before = state["loss_log"], int(state["step"]), float(state["train_seconds"])
+        set_rng_state(state["rng"])
+        rows, start, seconds_before = list(state["loss_log"]), int(state["step"]), float(state["train_seconds"])
         log.info("%s: resuming from the checkpoint at step %d of %d", description, start, config.steps)
 
     model.train()
@@ -207,7 +184,7 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
                 atomic_save(run_dir / SNAPSHOT_FOLDER / f"step{step}.pt", lambda buffer: torch.save(snapshot, buffer))
             if step % config.checkpoint_every == 0 or step == config.steps:
                 elapsed = seconds_before + time.perf_counter() - began
-                _save_checkpoint(checkpoint_path, model, stream, step, rows, elapsed)
+                _save_checkpoint(run_dir, model, stream, step, rows, elapsed)
                 _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
     finally:
         bar.close()
