@@ -70,9 +70,13 @@ class TorchvisionGreyImages(Benchmark):
         if os.environ.get(OFFLINE_ENV):
             raise DataMissingError(self._missing_message(f"{OFFLINE_ENV} is set, so no download was tried"))
         log.info("%s not found under %s; trying to download it", self.dataset_class.__name__, self.raw_folder)
+        absent = [folder for folder in (self.raw_folder, self.raw_folder.parent, self.data_root) if not folder.exists()]
         try:
             return self.dataset_class(str(self.data_root), train=train, download=True)
         except Exception as exc:
+            for folder in absent:  # the download's folders, if it left them empty
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             raise DataMissingError(self._missing_message(f"the download failed: {type(exc).__name__}")) from None
 
     def _missing_message(self, why: str) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from gvae_bench.errors import UserError
-from gvae_bench.runs import DATA_ROOT_ENV, resolve_data_root
+from gvae_bench.profiles import profile_names
+from gvae_bench.runs import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
 
 log = logging.getLogger("gvae_bench")
 
@@ -57,7 +58,8 @@ def _cpus(text: str) -> float:
 @click.option("--models", "models_text", metavar="A,B", help="Comma-separated registered model names (see `runner.py list`).")
 @click.option("--dataset", metavar="NAME", help="A registered benchmark name, e.g. mnist, fashion_mnist, ring8, grid25.")
 @click.option("--profile", default="quick", show_default=True, metavar="NAME",
-              help="Settings table from gvae_bench/profiles.toml: smoke (seconds, for tests), quick (minutes on a CPU), paper (the paper's settings, for a GPU).")
+              help=f"Settings table from gvae_bench/profiles.toml: {', '.join(profile_names())} (what each runs: "
+                   "`runner.py list`).")
 @click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds from 0 to 2^32 - 1; one run per model and seed (a repeated seed runs once).")
 @click.option("--latent-sizes", "latent_text", default=None, metavar="100,500",
               help="Sweep the latent size: each model runs at each size (the paper's Table 5); writes table5.")
@@ -66,8 +68,9 @@ def _cpus(text: str) -> float:
                    "--set benchmark.mode=3d --set model.width=32 --set train.precision=bf16 (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/. The default is git-ignored; "
+                   "the committed reference results are in results/reference.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train and evaluate; auto takes CUDA when torch sees it.")
 @click.option("--executor", default="local", show_default=True,
@@ -91,6 +94,8 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
     Example: python runner.py --models vae,wgan_gp --dataset mnist --profile quick --seeds 0,1,2
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not sys.stderr.isatty():  # no progress bars off a terminal: a line per run start and a line every 30 s
+        logging.getLogger("gvae_bench.progress").setLevel(logging.INFO)
     ctx.ensure_object(dict)
     ctx.obj.update(plugins=plugins)
     _load_plugins(plugins)
@@ -223,7 +228,8 @@ def list_command() -> None:
 
 @cli.command("leaderboard")
 @click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose run records to tabulate.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder (the committed reference results: results/reference).")
 def leaderboard_command(dataset: str, out: Path) -> None:
     """Rebuild the leaderboards of one dataset from its run records alone."""
     from gvae_bench.leaderboard import write_leaderboards
@@ -237,7 +243,8 @@ def leaderboard_command(dataset: str, out: Path) -> None:
 
 @cli.command("rescore")
 @click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose finished runs to rescore.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder (the committed reference results: results/reference).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
 def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:

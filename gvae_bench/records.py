@@ -85,6 +85,8 @@ class RunRecord:
     train_seconds: float | None = None
     metrics: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     rescored: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: outside plugins whose code made this run: "model"/"benchmark" -> origin, "metrics" -> name -> origin
+    plugins: dict[str, Any] | None = None
     reason: str | None = None
     traceback: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -102,7 +104,7 @@ class RunRecord:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         values["status"] = self.status.value
         optional = ("started", "ended", "data", "steps_done", "resumed_from_step", "train_seconds", "reason",
-                    "traceback")
+                    "traceback", "plugins")
         values = {k: v for k, v in values.items() if not (k in optional and v is None)}
         if not self.rescored:
             values.pop("rescored")

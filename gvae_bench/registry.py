@@ -14,6 +14,7 @@ and the module it came from.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +22,7 @@ import logging
 import pkgutil
 import sys
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
 from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -35,12 +36,53 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class PluginOrigin:
+    """Where an outside plugin's code came from: its module, the file (and, for an installed
+    package, the distribution and version) and the SHA-256 of the module's source file."""
+
+    module: str
+    path: str
+    sha256: str
+    package: str | None = None
+
+    def identity(self) -> dict[str, str]:
+        """What makes a run's results this code's: the module and its source hash (not its path)."""
+        return {"module": self.module, "sha256": self.sha256}
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"module": self.module, "path": self.path, "sha256": self.sha256, "package": self.package}
+
+
+def plugin_origin(obj: object) -> PluginOrigin | None:
+    """The origin of an outside plugin class; None for the harness's own (``gvae_bench.*``), whose
+    code the run record's commit already names."""
+    module = getattr(obj, "__module__", "") or ""
+    if module == "gvae_bench" or module.startswith("gvae_bench."):
+        return None
+    source = getattr(sys.modules.get(module), "__file__", None)
+    if source is None or not Path(source).is_file():
+        return PluginOrigin(module=module, path=str(source), sha256="unknown")
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    package = None
+    top = module.split(".")[0]
+    distributions = packages_distributions().get(top)
+    if distributions:
+        try:
+            package = f"{distributions[0]}=={version(distributions[0])}"
+        except PackageNotFoundError:
+            package = distributions[0]
+    return PluginOrigin(module=module, path=str(Path(source).resolve()), sha256=digest, package=package)
+
+
+@dataclass(frozen=True)
 class Entry(Generic[T]):
-    """One registered plugin: its name, the object (a class) and a one-line description."""
+    """One registered plugin: its name, the object (a class), a one-line description and, for an
+    outside plugin, where its code came from."""
 
     name: str
     obj: T
     description: str
+    origin: PluginOrigin | None = None
 
 
 class Registry(Generic[T]):
@@ -76,7 +118,7 @@ class Registry(Generic[T]):
     def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
         """Class decorator: register ``obj`` under ``name``.
 
-        The description defaults to the first line of the class docstring.
+        The description defaults to the first paragraph of the class docstring, on one line.
         """
 
         def decorator(obj: T) -> T:
@@ -88,10 +130,10 @@ class Registry(Generic[T]):
                     "rename one of them"
                 )
             self.check(name, obj)
-            doc = (description or (obj.__doc__ or "").strip().splitlines() or [""])
-            line = doc if isinstance(doc, str) else doc[0]
+            paragraph = (obj.__doc__ or "").strip().split("\n\n")[0]
+            line = description or " ".join(part.strip() for part in paragraph.splitlines())
             setattr(obj, "registered_name", name)
-            self._entries[name] = Entry(name=name, obj=obj, description=line.strip())
+            self._entries[name] = Entry(name=name, obj=obj, description=line.strip(), origin=plugin_origin(obj))
             return obj
 
         return decorator
@@ -105,6 +147,11 @@ class Registry(Generic[T]):
             raise UserError(
                 f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self.names())}"
             ) from None
+
+    def entry(self, name: str) -> Entry[T]:
+        """The registry entry of ``name`` (as ``get``, with the description and origin)."""
+        self.get(name)
+        return self._entries[name]
 
     def names(self) -> list[str]:
         load_plugins()

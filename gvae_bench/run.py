@@ -36,7 +36,7 @@ from gvae_bench.records import (
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
 from gvae_bench.checkpoints import CHECKPOINT_FILE, load_weights
-from gvae_bench.training import seed_everything, train
+from gvae_bench.training import progress_log, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
         return existing, Outcome.SKIPPED
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
     record = new_record(resolved, existing)
+    progress_log.info("%s/%s seed %d: %s in %s", spec.model, spec.benchmark, spec.seed,
+                      "resuming" if existing is not None else "starting", run_dir)
     record.data = {"n_train": len(splits.train), "n_test": len(splits.test), **splits.info}
     try:
         write_record(run_dir, record)
@@ -124,7 +126,24 @@ def new_record(resolved: ResolvedRun, existing: RunRecord | None) -> RunRecord:
         device=spec.device,
         started=(existing.started if existing is not None and existing.started else now()),
         attempts=(existing.attempts if existing is not None else 0) + 1,
+        plugins=plugin_provenance(resolved) or None,
     )
+
+
+def _metric_plugins() -> dict[str, Any]:
+    """The outside metric plugins registered now: name -> origin (path, package, source hash)."""
+    from gvae_bench.registry import METRICS
+
+    return {entry.name: entry.origin.to_dict() for entry in METRICS.entries() if entry.origin is not None}
+
+
+def plugin_provenance(resolved: ResolvedRun) -> dict[str, Any]:
+    """Where the code of the outside plugins a run uses came from (empty for built-ins only)."""
+    found: dict[str, Any] = {kind: origin.to_dict() for kind, origin in resolved.plugin_code().items()}
+    metrics = _metric_plugins()
+    if metrics:
+        found["metrics"] = metrics
+    return found
 
 
 def _train_and_evaluate(resolved: ResolvedRun, splits, record: RunRecord) -> None:
@@ -219,29 +238,38 @@ def _add_missing_metrics(run_dir: Path, record: RunRecord, data_root: Path,
     current resolution of the same config hash, which adds the fields introduced since (at their
     defaults); otherwise the record's own. Without the checkpoint nothing can be added.
     """
-    from gvae_bench.profiles import EvalConfig
-    from gvae_bench.registry import METRICS
     from gvae_bench.classifier import ClassifierConfig
+    from gvae_bench.profiles import EvalConfig
+    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
 
     recorded = record.metrics
+    metric_code, recorded_code = _metric_plugins(), (record.plugins or {}).get("metrics", {})
     missing = {name for name in METRICS.names()
                if name not in recorded
                or (METRICS.get(name).has_reference and recorded[name].get("value") is not None
-                   and recorded[name].get("reference") is None)}
+                   and recorded[name].get("reference") is None)
+               or (name in metric_code and recorded_code.get(name, {}).get("sha256") != metric_code[name]["sha256"])}
     if not missing:
         return []
-    if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
-        log.warning("%s lacks metrics %s but its checkpoint is gone; they stay missing",
-                    run_dir, ", ".join(sorted(missing)))
-        return []
-    log.info("%s: evaluating the metrics added (or given a reference) since it ran: %s", run_dir,
-             ", ".join(sorted(missing)))
     config = resolved.config() if resolved is not None else record.config
+    if not (Path(run_dir) / CHECKPOINT_FILE).is_file():  # nothing can be added; name what would apply
+        model_cls, benchmark_cls = MODELS.get(record.model), BENCHMARKS.get(record.benchmark)
+        shape_only = benchmark_cls(data_root, benchmark_cls.Config.from_dict(config["benchmark_config"]))
+        applicable = sorted(name for name in missing if not METRICS.get(name)().missing(model_cls, shape_only))
+        if applicable:
+            log.warning("%s: its checkpoint is gone, so %s stay(s) missing", run_dir, ", ".join(applicable))
+        return []
+    log.warning("%s: evaluating %s (registered, given a reference or changed since it ran)", run_dir,
+                ", ".join(sorted(missing)))
     model, benchmark = load_finished_run(run_dir, data_root)
     added = evaluate(model, benchmark, benchmark.load(), EvalConfig.from_dict(config["eval"]), record.seed,
                      ClassifierConfig.from_dict(config.get("classifier", {})), only=missing)
+    if not added:
+        return []
     record.metrics.update(added)
     record.config = config
+    if metric_code:
+        record.plugins = {**(record.plugins or {}), "metrics": metric_code}
     record.rescored.append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
     write_record(run_dir, record)
     return sorted(added)

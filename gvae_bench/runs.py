@@ -26,6 +26,10 @@ from gvae_bench.contracts.model import GenerativeModel, ModelConfig
 from gvae_bench.contracts.family import family_for
 
 
+#: where a user's runs go unless ``--out`` says otherwise (git-ignored; the committed reference
+#: results live in ``results/reference``)
+DEFAULT_OUT = Path("results") / "local"
+
 #: the environment variable naming the data root when ``--data-root`` is not given
 DATA_ROOT_ENV = "GVAE_BENCH_DATA"
 
@@ -79,6 +83,8 @@ class ResolvedRun:
 
         classifier = values(self.classifier)
         extra = {"classifier": classifier} if self.classifier.hash_dict() != ClassifierConfig().hash_dict() else {}
+        if self.plugin_code():
+            extra["plugins"] = {kind: origin.identity() for kind, origin in self.plugin_code().items()}
         return {**extra,
             "model": self.spec.model,
             "model_config": values(self.model_config),
@@ -89,6 +95,13 @@ class ResolvedRun:
             "train": values(self.train),
             "eval": values(self.eval),
         }
+
+    def plugin_code(self) -> dict[str, Any]:
+        """The outside plugins (not ``gvae_bench.*``) whose code this run trains with: ``model`` and
+        ``benchmark`` -> ``PluginOrigin``. Their source hashes are part of the config, so changing a
+        plugin's code makes a new run (a new config folder) rather than reusing the old results."""
+        found = {"model": MODELS.entry(self.spec.model).origin, "benchmark": BENCHMARKS.entry(self.spec.benchmark).origin}
+        return {kind: origin for kind, origin in found.items() if origin is not None}
 
     @property
     def config_hash(self) -> str:

@@ -26,7 +26,7 @@ from gvae_bench.leaderboard import write_leaderboards
 from gvae_bench.profiles import get_profile
 from gvae_bench.records import Outcome, RunRecord, RunStatus
 from gvae_bench.registry import BENCHMARKS, MODELS
-from gvae_bench.runs import RunSpec, resolve, resolve_data_root
+from gvae_bench.runs import DEFAULT_OUT, RunSpec, resolve, resolve_data_root
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def resolve_device(choice: str) -> str:
 def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick", seeds: Iterable[int] = (0,),
                latent_sizes: Iterable[int] | None = None,
                settings: Mapping[str, Iterable[tuple[str, Any]]] | None = None,
-               data_root: Path | str | None = None, out: Path | str = Path("results"), device: str = "auto",
+               data_root: Path | str | None = None, out: Path | str = DEFAULT_OUT, device: str = "auto",
                executor: str = "local", check_data: bool = True) -> SweepPlan:
     """Validate a sweep and build its run specs.
 

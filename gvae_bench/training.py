@@ -14,6 +14,7 @@ import csv
 import io
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -99,6 +100,39 @@ class TrainOutcome:
     reason: str | None = None
 
 
+#: seconds between two progress lines of a run whose output is not a terminal (a log file, CI)
+PROGRESS_SECONDS_ENV = "GVAE_BENCH_PROGRESS_SECONDS"
+progress_log = logging.getLogger("gvae_bench.progress")
+
+
+class _ProgressLines:
+    """One log line every ``$GVAE_BENCH_PROGRESS_SECONDS`` (default 30) seconds: steps done of the
+    total, the current losses, the time elapsed and an estimate of the time left."""
+
+    def __init__(self, description: str, start: int, total: int) -> None:
+        self.description, self.start, self.total = description, start, total
+        self.every = float(os.environ.get(PROGRESS_SECONDS_ENV) or 30.0)
+        self.began = self.last = time.perf_counter()
+
+    def step(self, step: int, losses: dict[str, float]) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and step != self.total:
+            return
+        self.last = now
+        elapsed = now - self.began
+        left = elapsed / (step - self.start) * (self.total - step) if step > self.start else float("nan")
+        progress_log.info("%s: step %d/%d, %s, %s elapsed, about %s left", self.description, step, self.total,
+                          ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), _duration(elapsed), _duration(left))
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def _write_loss_log(path: Path, rows: list[dict[str, float]]) -> None:
     columns: list[str] = []
     for row in rows:
@@ -161,10 +195,13 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
     began = time.perf_counter()
     bar = tqdm(total=config.steps, initial=start, desc=description, unit="step", dynamic_ncols=True, leave=False,
                 disable=None)  # None: shown on a terminal, silent in logs and CI
+    report = _ProgressLines(description, start, config.steps) if bar.disable else None  # off a terminal: lines
     try:
         for step in range(start + 1, config.steps + 1):
             with autocast():
                 losses = model.train_step(stream)
+            if report is not None:
+                report.step(step, losses)
             bar.update(1)
             if not all(math.isfinite(value) for value in losses.values()):
                 rows.append({"step": step, **losses})

@@ -124,7 +124,7 @@ def test_export_from_a_committed_run_without_its_checkpoint_is_a_clear_error(tmp
 
     from tests.conftest import REPO
 
-    committed = REPO / "results" / "runs" / "ct_folder" / "vae" / "quick-f18e84d1fc" / "seed0"
+    committed = REPO / "results" / "reference" / "runs" / "ct_folder" / "vae" / "quick-f18e84d1fc" / "seed0"
     run_dir = tmp_path / "seed0"
     shutil.copytree(committed, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt"))  # as in a fresh clone
     result = run_cli("export-nifti", str(run_dir), "-n", "1", "--data-root", str(tmp_path))

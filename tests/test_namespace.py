@@ -56,7 +56,7 @@ def test_the_old_top_level_import_names_the_new_one():
 
 
 def test_leaderboard_loads_no_ct_reader(tmp_path):
-    shutil.copytree(REPO / "results" / "runs" / "mnist", tmp_path / "runs" / "mnist")
+    shutil.copytree(REPO / "results" / "reference" / "runs" / "mnist", tmp_path / "runs" / "mnist")
     code = ("import sys; from click.testing import CliRunner; from gvae_bench.cli import cli; "
             f"result = CliRunner().invoke(cli, ['leaderboard', '--dataset', 'mnist', '--out', {str(tmp_path)!r}]); "
             "assert result.exit_code == 0, result.output; "

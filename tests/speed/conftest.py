@@ -13,7 +13,7 @@ What this file provides:
   train and test tensors in [-1, 1]; without the files, uniform noise of the same shapes (timings
   do not depend on pixel values) and the summary says so.
 * ``speed_report``: every benchmark adds its figures here; at the end of the session they are
-  printed as Markdown tables (the ratios of the speed goals), ready for ``results/speed.md``.
+  printed as Markdown tables (the ratios of the speed goals), ready for ``results/reference/speed.md``.
 * ``interleaved_rounds``: the timing scheme used everywhere: the contenders of a comparison
   alternate call by call inside each round (A B, B A, ...), so that a load change on the machine
   hits all of them alike; every call is timed by the wall clock and by the process's CPU time,
