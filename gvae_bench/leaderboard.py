@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any
 import pandas as pd
 
 from gvae_bench.atomic import atomic_write_text
+from gvae_bench.comparisons import comparisons_markdown, commit_of, compare_table, row_label, runs_frame
+from gvae_bench.stats import mean_interval
 from gvae_bench.records import RECORD_FILE, RecordError, RunRecord, RunStatus, now, read_record
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,16 @@ def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -
     return records
 
 
-def published_rows(table: str, dataset: str) -> list[RunRecord]:
+def published_rows(table: str, dataset: str) -> list[dict[str, Any]]:
     with open(PUBLISHED_FILE, "rb") as handle:
         rows = tomllib.load(handle)["row"]
     return [row for row in rows if row["table"] == table and row["dataset"] == dataset]
 
 
-def _summary(values: list[float]) -> tuple[float, float, int]:
-    n = len(values)
-    mean = statistics.fmean(values) if n else math.nan
-    std = statistics.stdev(values) if n > 1 else math.nan
-    return mean, std, n
+def _summary(values: list[float]) -> tuple[float, float, int, float, float]:
+    """Mean, sample std (ddof = 1), n and the 95 % Student t interval over seeds (``stats.mean_interval``)."""
+    interval = mean_interval(values)
+    return interval.mean, interval.std, interval.n, interval.low, interval.high
 
 
 def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
@@ -87,6 +87,9 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
             if metric_table in tables_of(result) and result.get("value") is not None:
                 metrics[name] = bool(result["higher_is_better"])
     names = sorted(metrics)
+    tidy = runs_frame(records, dataset)
+    means = tidy[tidy.status == "finished"].groupby(["model", "profile", "config_hash", "metric"]).value.mean()
+    compared = compare_table(records, table, names, metrics)
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[(record.model, record.profile, record.config_hash)].append(record)
@@ -104,13 +107,17 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
             "n_diverged": sum(r.status == RunStatus.DIVERGED for r in group),
             "n_failed": sum(r.status == RunStatus.FAILED for r in group),
             "n_running": sum(r.status == RunStatus.RUNNING for r in group),
-            "commits": " ".join(sorted({_commit(r) for r in finished})),
+            "commits": " ".join(sorted({commit_of(r) for r in finished})),
         }
         for name in names:
             values = [r.metrics[name]["value"] for r in finished
                       if r.metrics.get(name, {}).get("value") is not None]
-            mean, std, n = _summary(values)
-            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n,
+            _, std, n, low, high = _summary(values)
+            label = row_label(model, row["latent_dim"], chash, sum(k[0] == model and k[1] == profile for k in groups) > 1)
+            row.update({f"{name}_mean": means.get((model, profile, chash, name), math.nan), f"{name}_std": std,
+                        f"{name}_n": n, f"{name}_ci_low": low, f"{name}_ci_high": high,
+                        f"{name}_group": compared.letters.get((name, profile), {}).get(label, ""),
+                        f"{name}_bold": label in compared.bold.get((name, profile), set()),
                         # no value: "n/a" when the metric does not apply, "not evaluated" when no finished
                         # record holds it yet (a metric registered after the runs, no checkpoint to add it)
                         f"{name}_evaluated": any(name in r.metrics for r in finished)})
@@ -129,9 +136,10 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
         any_ref = False
         for name in names:
             values = [v for _, v in references.get(f"{name}|{profile}", [])]
-            mean, std, n = _summary(values)
+            mean, std, n, low, high = _summary(values)
             any_ref |= n > 0
-            ref_row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n})
+            ref_row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n, f"{name}_ci_low": low,
+                            f"{name}_ci_high": high})
         if any_ref:
             rows.append(ref_row)
 
@@ -158,21 +166,14 @@ def swept_models(records: list[RunRecord]) -> set[str]:
     return {model for (model, _), values in sizes.items() if len(values) > 1}
 
 
-def _commit(record: RunRecord) -> str:
-    git = record.git or {}
-    if git.get("commit", "unknown") == "unknown" and git.get("version"):
-        return f"v{git['version']}"
-    commit = str(git.get("commit", "unknown"))[:10]
-    return commit + ("+dirty" if git.get("dirty") else "")
-
-
-def _cell(mean: float, std: float, n: Any) -> str:
+def _cell(mean: float, low: float, high: float, n: Any) -> str:
+    """``mean [low, high] (n=k)``: the mean over seeds and its 95 % interval; one seed has no interval."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
     text = f"{mean:.4g}"
     if isinstance(n, (int, float)) and not math.isnan(n):
-        text += f" ± {std:.2g}" if not math.isnan(std) else ""
-        text += f" (n={int(n)})"
+        text += f" [{low:.4g}, {high:.4g}]" if not math.isnan(low) else ""
+        text += f" (n={int(n)}{', no interval' if int(n) == 1 else ''})"
     return text
 
 
@@ -206,27 +207,24 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
         lines.append(f"- `{name}` ({arrow}): {'; '.join(counts)}")
     commits = sorted({c for cs in measured.commits for c in cs.split()})
     lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
-    lines.append("- cells: mean ± sample std (n = finished seeds); best measured row per profile in bold")
+    lines.append("- cells: mean over seeds [95 % confidence interval, Student t over seeds] (n = finished seeds); "
+                 "**bold**: the best row and every row not separated from it, letters: rank groups (rows sharing a "
+                 "letter are not separated); both from `comparisons.md` (paired or Welch t-tests, Holm-adjusted, 0.05)")
     lines += _protocol_lines(records, names)
     lines.append("")
     header = ["model", "latent", "profile", "config", "seeds"] + [f"{n} {'↑' if directions[n] else '↓'}" for n in names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    best: dict[tuple[str, str], float] = {}
-    for name in names:
-        for profile in profiles:
-            col = measured[measured.profile == profile][f"{name}_mean"].dropna()
-            if len(col):
-                best[(name, profile)] = col.max() if directions[name] else col.min()
     for _, row in frame[frame.row_kind != "published"].iterrows():
         cells = []
         for name in names:
-            cell = _cell(row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"])
+            cell = _cell(row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"], row[f"{name}_n"])
             if row.row_kind == "measured" and not row.n_finished:
                 cell = "–"  # no finished seed yet
             elif row.row_kind == "measured" and not row.get(f"{name}_evaluated", True):
                 cell = "not evaluated"
-            if row.row_kind == "measured" and best.get((name, row.profile)) == row[f"{name}_mean"] and len(measured) > 1:
-                cell = f"**{cell}**"
+            elif row.row_kind == "measured" and len(measured) > 1:
+                cell = f"**{cell}**" if row[f"{name}_bold"] else cell
+                cell += f" {row[f'{name}_group']}" if row[f"{name}_group"] else ""
             cells.append(cell)
         if row.row_kind == "measured":
             status = " ".join([row.seeds] + [f"({int(row[f'n_{kind}'])} {kind})" for kind in ("running", "diverged", "failed")
@@ -240,7 +238,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
         lines += ["", "## Published numbers (not measured here; different protocols, see each row)", ""]
         lines += ["| method | " + " | ".join(names) + " | source | protocol |", "|" + "---|" * (len(names) + 3)]
         for _, row in published.iterrows():
-            cells = [_cell(row.get(f"{n}_mean", math.nan), math.nan, math.nan) for n in names]
+            cells = [_cell(row.get(f"{n}_mean", math.nan), math.nan, math.nan, math.nan) for n in names]
             lines.append(f"| {row.model} (published) | " + " | ".join(cells) + f" | {row.source} | {row.protocol} |")
     return "\n".join(lines) + "\n"
 
@@ -254,10 +252,23 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
         tables.append("table5")
     written: list[Path] = []
     folder = Path(out) / "leaderboards" / dataset
+    if not records:
+        return written
+    runs_path = folder / "runs.csv"
+    atomic_write_text(runs_path, runs_frame(records, dataset).to_csv(index=False))
+    written.append(runs_path)
+    pairs = []
     for table in tables:
         frame, names, directions = build_table(records, table, dataset)
         csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
         atomic_write_text(csv_path, frame.to_csv(index=False))
         atomic_write_text(md_path, to_markdown(frame, names, directions, table, dataset, records))
+        written += [csv_path, md_path]
+        pairs.append(compare_table(records, table, names, directions).pairs)
+    if tables:
+        frame = pd.concat([p for p in pairs if len(p)], ignore_index=True) if any(len(p) for p in pairs) else pd.DataFrame()
+        csv_path, md_path = folder / "comparisons.csv", folder / "comparisons.md"
+        atomic_write_text(csv_path, frame.to_csv(index=False))
+        atomic_write_text(md_path, comparisons_markdown(dataset, pairs, now()))
         written += [csv_path, md_path]
     return written

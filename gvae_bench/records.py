@@ -87,6 +87,8 @@ class RunRecord:
     rescored: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: outside plugins whose code made this run: "model"/"benchmark" -> origin, "metrics" -> name -> origin
     plugins: dict[str, Any] | None = None
+    #: where it ran: torch threads, CPU and GPU model, deterministic algorithms (``environment()``)
+    environment: dict[str, Any] | None = None
     reason: str | None = None
     traceback: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -104,7 +106,7 @@ class RunRecord:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         values["status"] = self.status.value
         optional = ("started", "ended", "data", "steps_done", "resumed_from_step", "train_seconds", "reason",
-                    "traceback", "plugins")
+                    "traceback", "plugins", "environment")
         values = {k: v for k, v in values.items() if not (k in optional and v is None)}
         if not self.rescored:
             values.pop("rescored")
@@ -207,6 +209,27 @@ def git_commit() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None, "version": software_versions()["gvae-bench"],
                 "source": "installed distribution"}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str, threads: int) -> dict[str, Any]:
+    """What, beyond the code and config, can change a run's numbers: the torch thread count (CPU
+    sums depend on it), the CPU and GPU models, whether deterministic algorithms were on, the OS."""
+    import torch
+
+    gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else None
+    return {"torch_threads": threads, "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu,
+            "device": device, "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic, "platform": platform.platform()}
 
 
 def software_versions() -> dict[str, str]:

@@ -31,7 +31,7 @@ from gvae_bench.errors import UserError
 from gvae_bench.evaluation import evaluate
 from gvae_bench.atomic import WriteError, atomic_write_json
 from gvae_bench.records import (
-    Outcome, RecordError, RunRecord, RunStatus, git_commit, now, read_record, read_record_or_set_aside,
+    Outcome, RecordError, RunRecord, RunStatus, environment, git_commit, now, read_record, read_record_or_set_aside,
     software_versions, write_record,
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
@@ -127,6 +127,7 @@ def new_record(resolved: ResolvedRun, existing: RunRecord | None) -> RunRecord:
         started=(existing.started if existing is not None and existing.started else now()),
         attempts=(existing.attempts if existing is not None else 0) + 1,
         plugins=plugin_provenance(resolved) or None,
+        environment=environment(spec.device, resolved.train.threads or torch.get_num_threads()),
     )
 
 

@@ -145,8 +145,9 @@ def _seeds_for_power(a: np.ndarray, b: np.ndarray, alpha: float, power: float
     d = diff / pooled
     analysis = TTestIndPower()
     kwargs = dict(effect_size=d, alpha=alpha, ratio=1.0, alternative="two-sided")
-    # Below 2 seeds per model a t-test has no degrees of freedom; the solver fails there.
-    if analysis.power(nobs1=2, **kwargs) >= power:
+    # Below 2 seeds per model a t-test has no degrees of freedom; the solver fails there. For
+    # |d| >= 6 the noncentral t's power at 2 seeds is numerically NaN; it is above 0.8 from |d| ~ 5.7.
+    if abs(d) >= 6.0 or analysis.power(nobs1=2, **kwargs) >= power:
         return 2, ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -46,13 +46,17 @@ def test_cells_are_mean_std_and_n_over_finished_seeds(out):
 
 def test_files_mark_published_rows_best_row_and_provenance(out):
     paths = write_leaderboards(out, "mnist")
-    assert [p.name for p in paths] == ["table4.csv", "table4.md"]  # no modes table: modes was n/a everywhere
-    text = paths[1].read_text()
-    assert "| b |  | quick | abc | 0 (1 diverged) | **0.5 (n=1)** |" in text
-    assert "| a |  | quick | abc | 0 1 2 | 2 ± 1 (n=3) |" in text
+    # no modes table: modes was n/a everywhere
+    assert [p.name for p in paths] == ["runs.csv", "table4.csv", "table4.md", "comparisons.csv", "comparisons.md"]
+    text = paths[2].read_text()
+    # one seed of b: no interval and no test, so b cannot be separated from a: both bold, one rank group
+    assert "| b |  | quick | abc | 0 (1 diverged) | **0.5 (n=1, no interval)** a |" in text
+    half = 4.302652729749464 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(n), s = 1
+    assert f"| a |  | quick | abc | 0 1 2 | **2 [{2 - half:.4g}, {2 + half:.4g}] (n=3)** a |" in text
+    assert "no test" in paths[4].read_text() and "needs >= 2 seeds per model; B has 1" in paths[4].read_text()
     assert "0123456789" in text and "500 generated / 500 real" in text
     assert "0.327 (published)" not in text and "(published) | 0.327" in text
-    csv = paths[0].read_text().splitlines()
+    csv = paths[1].read_text().splitlines()
     assert csv[0].startswith("row_kind,model") and sum(line.startswith("published,") for line in csv) == 4
 
 
@@ -63,10 +67,13 @@ def test_table5_appears_when_a_model_ran_at_several_latent_sizes(tmp_path):
             record["config"] = {"model_config": {"latent_dim": latent}}
             write_record(tmp_path / "runs" / "mnist" / "gvae" / f"h{latent}" / f"seed{seed}", record)
     paths = write_leaderboards(tmp_path, "mnist")
-    assert sorted(p.name for p in paths) == ["table4.csv", "table4.md", "table5.csv", "table5.md"]
+    assert sorted(p.name for p in paths) == ["comparisons.csv", "comparisons.md", "runs.csv", "table4.csv", "table4.md",
+                                             "table5.csv", "table5.md"]
     text = (tmp_path / "leaderboards" / "mnist" / "table5.md").read_text()
-    assert "| gvae | 100 | quick | h100 | 0 1 | 0.305 ± 0.0071 (n=2) |" in text
-    assert "| gvae | 1000 | quick | h1000 | 0 1 | **0.105 ± 0.0071 (n=2)** |" in text
+    half = 12.706204736174696 * 0.01 / math.sqrt(2) / math.sqrt(2)  # t(0.975, 1) * s / sqrt(2), s = 0.01 / sqrt(2)
+    # the same seeds at both sizes differ by exactly 0.2 each: the paired test separates them, so only 1000 is bold
+    assert f"| gvae | 100 | quick | h100 | 0 1 | {0.305:.4g} [{0.305 - half:.4g}, {0.305 + half:.4g}] (n=2) b |" in text
+    assert f"| gvae | 1000 | quick | h1000 | 0 1 | **{0.105:.4g} [{0.105 - half:.4g}, {0.105 + half:.4g}] (n=2)** a |" in text
     assert "GVAE, latent 1000 (Sagar, Table 5) (published) | 0.068" in text
 
 
@@ -87,7 +94,7 @@ def test_missing_values_say_why(tmp_path):
     for table in ("table6", "table7"):
         lines = (tmp_path / "leaderboards" / "mnist" / f"{table}.md").read_text().splitlines()
         row = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in lines if line.startswith("| ")}
-        assert "90 (n=1)" in row["a"] and row["b"] == "n/a" and row["c"] == "not evaluated" and row["d"] == "–"
+        assert "90 (n=1, no interval)" in row["a"] and row["b"] == "n/a" and row["c"] == "not evaluated" and row["d"] == "–"
         assert "- `iwae_nll` (lower is better): 20 test images" in lines
 
 

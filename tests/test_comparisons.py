@@ -1,0 +1,64 @@
+"""Leaderboards say which differences the seeds support: constructed records with known answers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gvae_bench.leaderboard import write_leaderboards
+from gvae_bench.records import write_record
+
+Z = [-1.2, -0.4, 0.3, 1.1, 0.2, -0.9, 0.7, -0.1, 1.4, -1.1]  # fixed spread pattern, mean 0
+
+
+def _write(out, model, seed, mmd):
+    record = {"model": model, "benchmark": "mnist", "profile": "quick", "seed": seed, "status": "finished",
+              "config_hash": f"h{model}", "git": {"commit": "0123456789abcdef", "dirty": False},
+              "metrics": {"mmd": {"value": mmd, "higher_is_better": False, "table": "table4", "n_generated": 500,
+                                  "n_real": 500, "reference": 0.001}}}
+    write_record(out / "runs" / "mnist" / model / f"h{model}" / f"seed{seed}", record)
+
+
+def _rows(out):
+    text = (out / "leaderboards" / "mnist" / "table4.md").read_text()
+    return {line.split("|")[1].strip(): line.split("|")[6].strip() for line in text.splitlines()
+            if line.startswith("| a ") or line.startswith("| b ")}
+
+
+def test_rows_closer_than_their_spread_are_both_bold_and_share_a_rank_group(tmp_path):
+    for seed in range(3):
+        _write(tmp_path, "a", seed, 1.00 + 0.3 * Z[seed])
+        _write(tmp_path, "b", seed, 1.02 + 0.3 * Z[(seed + 1) % 3])
+    write_leaderboards(tmp_path, "mnist")
+    rows = _rows(tmp_path)
+    assert rows["a"].startswith("**") and rows["a"].endswith(" a")
+    assert rows["b"].startswith("**") and rows["b"].endswith(" a")
+    pairs = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "comparisons.csv")
+    assert list(pairs.verdict) == ["not separated"] and pairs.seeds_for_power.iloc[0] > 10
+
+
+def test_ten_seeds_separate_what_three_cannot(tmp_path):
+    def build(out, seeds):
+        for seed in range(seeds):
+            _write(out, "a", seed, 1.00 + 0.3 * Z[seed])
+            _write(out, "b", seed, 1.30 + 0.3 * Z[(seed + 5) % seeds])  # B worse by one spread, its own noise
+        write_leaderboards(out, "mnist")
+        return pd.read_csv(out / "leaderboards" / "mnist" / "comparisons.csv").iloc[0], _rows(out)
+
+    three, rows3 = build(tmp_path / "three", 3)
+    ten, rows10 = build(tmp_path / "ten", 10)
+    assert three.verdict == "not separated" and rows3["b"].startswith("**")
+    assert ten.verdict == "A better" and ten.p_holm < 0.05 and not rows10["b"].startswith("**")
+    assert rows10["a"].endswith(" a") and rows10["b"].endswith(" b")
+
+
+def test_runs_csv_rebuilds_the_table_means_with_a_pandas_groupby(tmp_path):
+    for seed in range(4):
+        _write(tmp_path, "a", seed, 0.1 * seed + 1 / 3)
+        _write(tmp_path, "b", seed, 0.7 / (seed + 1))
+    write_leaderboards(tmp_path, "mnist")
+    runs = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "runs.csv")
+    table = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "table4.csv")
+    means = runs[runs.metric == "mmd"].groupby("model").value.mean()
+    measured = table[table.row_kind == "measured"].set_index("model")
+    assert (measured.mmd_mean == means).all()
+    assert {"mmd_ci_low", "mmd_ci_high", "mmd_std", "mmd_n", "mmd_group"} <= set(table.columns)
