@@ -86,7 +86,13 @@ def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
     if existing is not None and existing.is_final:
         log.info("%s: already %s, skipped", run_dir, existing.status)
         if existing.status == RunStatus.FINISHED:
-            _add_missing_metrics(run_dir, existing, spec.data_root, resolved)
+            try:
+                _add_missing_metrics(run_dir, existing, spec.data_root, resolved)
+            except UserError:
+                raise
+            except Exception as exc:  # the finished record stays as it was; the sweep goes on
+                log.error("%s: adding metrics failed, the record is unchanged: %s: %s", run_dir,
+                          type(exc).__name__, exc)
         return existing, Outcome.SKIPPED
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
     record = new_record(resolved, existing)
@@ -270,7 +276,7 @@ def _add_missing_metrics(run_dir: Path, record: RunRecord, data_root: Path,
     record.metrics.update(added)
     record.config = config
     if metric_code:
-        record.plugins = {**(record.plugins or {}), "metrics": metric_code}
+        record.plugins = {**(record.plugins or {}), "metrics": {**recorded_code, **metric_code}}
     record.rescored.append({"when": now(), "git": git_commit(), "metrics": sorted(added)})
     write_record(run_dir, record)
     return sorted(added)

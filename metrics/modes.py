@@ -131,8 +131,6 @@ class ModeKL(Metric):
 
     higher_is_better = False
     table = "table_modes"
-    needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER})
-
     needs = frozenset({NEEDS_SAMPLES, NEEDS_CLASSIFIER, NEEDS_CLASSIFIED_MODES})
 
     def compute(self, ctx: EvalContext) -> MetricResult:

@@ -9,9 +9,12 @@ from tests.conftest import REPO, run_cli
 
 
 def _plugin_source() -> str:
-    """The example of docs/plugins.md, so the documented plugin is the tested one."""
+    """The model example of docs/plugins.md (its first ```python block, the file my_gaussian.py), so the
+    documented plugin is the tested one."""
     text = (REPO / "docs" / "plugins.md").read_text()
-    return re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    source = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert source.startswith("# my_gaussian.py:"), "the first example of docs/plugins.md is the model, my_gaussian.py"
+    return source
 
 
 def test_plugin_file_model_is_listed_trained_and_tabulated(tmp_path: Path):
