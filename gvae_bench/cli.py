@@ -285,6 +285,27 @@ def curve_command(run_dir: Path, metric: str, changes: tuple[str, ...], data_roo
     click.echo(f"curve: {run_dir / f'curve_{metric}.csv'}")
 
 
+@cli.command("reproduce")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT / "reproduce", show_default=True,
+              help="Scratch results folder for the rerun (never the run's own).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def reproduce_command(run_dir: Path, out: Path, data_root: Path | None) -> None:
+    """Rerun a finished run from its record alone into --out and compare each metric with the
+    recorded value, as a fraction of the seed-to-seed spread, and the environment with the recorded one."""
+    from gvae_bench.reproduce import REPORT_MD, reproduce
+
+    root = resolve_data_root(data_root)
+    report = _guard(lambda: reproduce(run_dir, out, root))
+    for row in report.rows:
+        click.echo(row.line())
+    click.echo(report.environment_line())
+    if report.note:
+        click.echo(f"note: {report.note}", err=True)
+    click.echo(f"reproduce: {report.scratch_run_dir / REPORT_MD}")
+
+
 @cli.command("export-nifti")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("-n", "count", default=8, show_default=True, help="How many samples to generate.")
