@@ -200,6 +200,8 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     for path in summary.leaderboards:
         if path.suffix == ".md":
             click.echo(f"leaderboard: {path}")
+    if summary.report is not None:
+        click.echo(f"report: {summary.report}")
     if summary.held:
         click.echo(f"{len(summary.held)} run(s) still running in another process: "
                    f"{', '.join(r.label for r in summary.held)}; the leaderboard leaves them out until they finish "
@@ -234,11 +236,26 @@ def leaderboard_command(dataset: str, out: Path) -> None:
     """Rebuild the leaderboards of one dataset from its run records alone."""
     from gvae_bench.leaderboard import write_leaderboards
 
+    from gvae_bench.report import write_report
+
     paths = write_leaderboards(out, dataset)
     if not paths:
         raise CLIError(f"no finished run records under {out / 'runs' / dataset}; run a sweep first")
     for path in paths:
         click.echo(f"leaderboard: {path}")
+    click.echo(f"report: {write_report(out)}")
+
+
+@cli.command("report")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder whose records and leaderboards to show (the committed ones: results/reference).")
+def report_command(out: Path) -> None:
+    """Write the static HTML report OUT/report/ (every leaderboard beside its models' pictures)."""
+    from gvae_bench.report import write_report
+
+    if not (out / "runs").is_dir():
+        raise CLIError(f"no run records under {out / 'runs'}; run a sweep first, or pass --out results/reference")
+    click.echo(f"report: {_guard(lambda: write_report(out))}")
 
 
 @cli.command("rescore")

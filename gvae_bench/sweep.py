@@ -7,7 +7,7 @@
 ``plan_sweep`` checks every name, the profile, the seeds, the latent sizes, the executor and that
 the benchmark's data are there, before any run starts; bad input is a ``UserError`` (one line).
 ``execute_sweep`` runs a plan on an executor, reports each run as it ends (``on_result``), writes
-the dataset's leaderboards and returns a ``SweepSummary`` (each run's record and outcome, the
+the dataset's leaderboards and the HTML report (``<out>/report/``) and returns a ``SweepSummary`` (each run's record and outcome, the
 tables written, the exit status the command line uses). The command line (``gvae_bench.cli``)
 only parses options and prints.
 """
@@ -84,6 +84,7 @@ class SweepSummary:
     plan: SweepPlan
     results: list[RunResult] = field(default_factory=list)
     leaderboards: list[Path] = field(default_factory=list)
+    report: Path | None = None
     interrupted: bool = False
 
     @property
@@ -200,6 +201,9 @@ def execute_sweep(plan: SweepPlan, executor: str = "local", options: ExecutorOpt
         summary.interrupted = True
         return summary
     summary.leaderboards = write_leaderboards(plan.out, plan.benchmark)
+    from gvae_bench.report import write_report  # Jinja2 and the page model, only once runs are done
+
+    summary.report = write_report(plan.out)
     return summary
 
 
