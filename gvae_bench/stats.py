@@ -92,6 +92,13 @@ def _clean(values: Sequence[float] | np.ndarray, seeds: Sequence[int] | None = N
     return x[keep], [s for s, k in zip(seeds, keep) if k]
 
 
+def _no_spread(x: np.ndarray, scale: np.ndarray | None = None) -> bool:
+    """Whether the values are equal up to float rounding (a spread below 1e-12 of their magnitude,
+    e.g. 0.31 - 0.11 against 0.30 - 0.10), where a t statistic would be rounding noise."""
+    reference = np.abs(x if scale is None else scale)
+    return float(np.ptp(x)) <= 1e-12 * float(reference.max(initial=0.0))
+
+
 def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
     """Student t interval of the mean over seeds (Student 1908).
 
@@ -110,7 +117,7 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     if n == 1:
         return Interval(mean, NAN, 1, NAN, NAN, "one seed: no interval")
     method = f"student t, {n - 1} df"
-    if float(np.ptp(x)) == 0.0:  # all equal (np.std may still give ~1e-17 from rounding)
+    if _no_spread(x):  # all equal up to rounding (np.std may still give ~1e-17)
         return Interval(mean, 0.0, n, mean, mean, method + "; zero spread")
     std = float(np.std(x, ddof=1))
     low, high = st.t.interval(confidence, n - 1, loc=mean, scale=float(st.sem(x)))
@@ -138,7 +145,7 @@ def _seeds_for_power(a: np.ndarray, b: np.ndarray, alpha: float, power: float
     diff = abs(float(np.mean(a) - np.mean(b)))
     if diff == 0.0:
         return None, "zero difference: no effect to detect"
-    if float(np.ptp(a)) == 0.0 and float(np.ptp(b)) == 0.0:
+    if _no_spread(a) and _no_spread(b):
         return None, "zero spread: effect size undefined"
     pooled = math.sqrt(((a.size - 1) * np.var(a, ddof=1) + (b.size - 1) * np.var(b, ddof=1))
                        / (a.size + b.size - 2))
@@ -206,16 +213,18 @@ def compare(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | 
     if use_paired:
         position = {s: i for i, s in enumerate(sb)}
         b = b[[position[s] for s in sa]]  # same seed order as A
-        test, degenerate = PAIRED, float(np.ptp(a - b)) == 0.0
+        test, degenerate = PAIRED, _no_spread(a - b, scale=np.concatenate([a, b]))
     else:
-        test, degenerate = WELCH, float(np.ptp(a)) == 0.0 and float(np.ptp(b)) == 0.0
+        test, degenerate = WELCH, _no_spread(a) and _no_spread(b)
     note = ""
     if degenerate:
         p = 1.0 if diff == 0.0 else 0.0
         low = high = diff
         note = f"zero variance: p set to {p:.0f} ({'different' if p == 0.0 else 'equal'} means)"
     else:
-        res = st.ttest_rel(a, b) if use_paired else st.ttest_ind(a, b, equal_var=False)
+        with warnings.catch_warnings():  # near-equal values: scipy's precision warning, the result stands
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = st.ttest_rel(a, b) if use_paired else st.ttest_ind(a, b, equal_var=False)
         p = float(res.pvalue)
         ci = res.confidence_interval(confidence_level=confidence)
         low, high = float(ci.low), float(ci.high)
