@@ -3,7 +3,6 @@ registering itself by name (``gvae_bench.registry``). They import the core's con
 (``gvae_bench.contracts``); the core never imports them.
 """
 
-if __name__ != "gvae_bench.models":  # imported as the old top-level package `models` from a checkout
-    raise ImportError("the top-level package 'models' is now 'gvae_bench.models': write "
-                      "'import gvae_bench.models.<module>' (the contracts are in 'gvae_bench.contracts'), and "
-                      "install the harness with 'pip install -e .' from its checkout")
+from gvae_bench.errors import refuse_old_top_level
+
+refuse_old_top_level(__name__, "models")
