@@ -1,0 +1,419 @@
+"""An equal tuning budget per model (Lucic et al. 2018, "Are GANs Created Equal?"), on Optuna.
+
+    from gvae_bench.tuning import tune, tuned_overrides
+    summary = tune(["vae", "wgan_gp"], "ring8", trials=3, profile="smoke", out="results/local")
+    settings = tuned_overrides("results/local", "ring8", "vae")   # plan_sweep(..., settings=settings)
+
+Every model gets the same number of trials, each an ordinary run of the one training loop (recorded,
+checkpointed, resumable) in ``<out>/tuning/<dataset>/trials/runs/...``, and is chosen on data the
+benchmark's test split never enters.
+
+Split. ``BenchmarkConfig.train_limit`` can only keep the FIRST N training rows, so the split is
+positional: of the profile's training rows (the "pool": the benchmark's training split after the
+profile's own ``train_limit``), the first ``N_fit`` are for fitting (every trial runs with
+``benchmark.train_limit = N_fit``) and the last ``N_val = round(fraction * pool)`` are for
+validation. The order of the training rows is the benchmark's own, fixed by its data (a file's order,
+or a fixed ``data_seed`` for drawn data), so the split is the same for every model, seed and process;
+the ``seed`` of ``validation_split`` only orders the validation rows. Each trial records the split
+(pool, N_fit, N_val, how, a SHA-256 of the validation rows) and checks that its run trained on
+exactly N_fit rows.
+
+Selection score. ``val_mmd2``: the registered ``mmd`` metric, the unbiased squared MMD (Gaussian kernel)
+between ``eval.n_samples`` samples of the trained model (drawn with the study's seed) and the
+validation rows, the bandwidth set by the median heuristic on the validation rows (at most 1000,
+fixed seed 0), so every model is scored with one kernel. Lower is better. It is defined for every
+model (all can sample) and every benchmark (images are flattened), which is why it is the default;
+the run's own recorded metrics are measured on the test split and are never read here.
+
+Budget. One Optuna study per (dataset, model, profile), ``study_name = f"{dataset}-{model}-{profile}"``
+in ``sqlite:///<out>/tuning/<dataset>/studies.db`` (or any RDB URL), loaded if it exists. ``tune``
+adds trials until the study holds ``trials`` trials in any state (finished, pruned, failed, or
+running in another process), so a second call continues a study rather than restarting it and two
+processes on one storage share the count. The count and the creation of a trial are done under a
+file lock (``<out>/tuning/<dataset>/.locks/``), which makes the count exact for processes sharing
+``out`` (Optuna's ``MaxTrialsCallback`` only checks after each trial, and two processes can then
+overshoot). Trial k's sampler (TPE or random) is seeded with (seed, k), so trial k draws the same
+parameters whichever process or restart runs it. A trial whose process dies is failed by Optuna's
+heartbeat (RDB storages) on the next call and counts as a failed trial.
+
+Failures. A run that diverges (non-finite loss) or fails, or whose samples cannot be scored
+(non-finite), is a FAIL trial with the run's status and reason in its user attributes; the study goes
+on. Bad input (unknown model, trials < 1, a model missing from the search space) is a ``UserError``.
+
+Pruning (``pruner=True``). Each trial keeps a weight snapshot at half its steps
+(``train.snapshot_every``); after the run the snapshot is scored the same way and reported as the
+intermediate value at that step, and ``MedianPruner(n_startup_trials=4)`` decides. The one loop
+cannot be paused from outside, so a pruned trial has trained to the end: pruning here marks trials
+whose halfway score is worse than the median (Optuna's semantics, which TPE uses) but saves no
+training time. The final score of a pruned trial is kept in its ``final_score`` attribute.
+
+Outputs under ``<out>/tuning/<dataset>/``: ``table_tuning.csv`` and ``.md`` (every study of the dataset
+in the storage), ``budget_curve.png``, ``trial_scores.png`` and ``best_configs.toml`` (the chosen
+field values per model and profile; ``tuned_overrides`` reads them back as ``plan_sweep`` settings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import statistics
+import threading
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+
+from gvae_bench.atomic import atomic_write_text
+from gvae_bench.errors import UserError
+from gvae_bench.tuning_space import (  # noqa: F401  (validation_split and the space helpers are part of this API)
+    SEARCH_SPACE_FILE, Split, _distributions, budget_defaults, load_search_space, make_split, params_to_fields,
+    split_sizes, validation_split,
+)
+
+log = logging.getLogger(__name__)
+
+SCORE_NAME = "val_mmd2"
+SCORE_DIRECTION = "minimize"
+SAMPLERS = ("tpe", "random")
+BANDWIDTH_ROWS, BANDWIDTH_SEED = 1000, 0
+HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 120
+TABLE_COLUMNS = ("model", "profile", "trials", "finished", "pruned", "failed", "running", "best_score",
+                 "median_score", "best_trial", "best_config", "steps_per_trial", "train_seconds", "score",
+                 "direction", "split", "study")
+
+
+class TrialFailed(Exception):
+    """A trial whose run diverged or failed, or whose samples could not be scored."""
+
+
+# --- the selection score -------------------------------------------------------------------------
+
+
+def selection_score(model: torch.nn.Module, benchmark: Any, fit_rows: torch.Tensor, val_rows: torch.Tensor,
+                    n_samples: int, seed: int) -> float:
+    """``val_mmd2``: the registered ``mmd`` metric (unbiased squared MMD, Gaussian kernel with the
+    median-heuristic bandwidth of the "real" rows; Gretton et al. 2012) with the validation rows in
+    the place of the test set: ``n_samples`` model samples (drawn from ``seed``) against at most
+    ``n_samples`` validation rows. Lower is better. ``TrialFailed`` when the samples are not finite."""
+    from gvae_bench.contracts.benchmark import DataSplits
+    from gvae_bench.contracts.metric import EvalContext
+    from gvae_bench.profiles import EvalConfig
+    from gvae_bench.registry import METRICS
+
+    model.eval()
+    ctx = EvalContext(model=model, benchmark=benchmark, splits=DataSplits(train=fit_rows, test=val_rows),
+                      config=EvalConfig(n_samples=n_samples), seed=seed)
+    if not bool(torch.isfinite(ctx.generated(n_samples)).all()):
+        raise TrialFailed("the samples are not finite (NaN or inf)")
+    with torch.no_grad():
+        return float(METRICS.get("mmd")().compute(ctx).value)
+
+
+def score_run(run_dir: Path, data_root: Path, split: Split, n_samples: int, seed: int,
+              snapshot_step: int | None = None) -> float:
+    """The selection score of a finished run (its last checkpoint, or the snapshot at ``snapshot_step``)."""
+    from gvae_bench.checkpoints import safe_load
+    from gvae_bench.run import load_finished_run
+
+    model, benchmark = load_finished_run(Path(run_dir), Path(data_root))  # its train split: the fit rows
+    if snapshot_step is not None:
+        model.load_state_dict(safe_load(Path(run_dir) / "snapshots" / f"step{snapshot_step}.pt")["model"])
+    return selection_score(model, benchmark, benchmark.load().train, split.val_rows, n_samples, seed)
+
+
+# --- studies -------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudyResult:
+    """One study (dataset, model, profile) after ``tune``."""
+
+    model: str
+    profile: str
+    study_name: str
+    trials: int
+    finished: int
+    pruned: int
+    failed: int
+    added: int
+    best_value: float | None
+    best_fields: dict[str, Any] | None
+
+
+@dataclass
+class TuningSummary:
+    """What ``tune`` did: each study's counts and best, the storage and the files written."""
+
+    dataset: str
+    storage: str
+    studies: list[StudyResult] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    score: str = SCORE_NAME
+    direction: str = SCORE_DIRECTION
+
+
+def tuning_folder(out: Path | str, dataset: str) -> Path:
+    return Path(out) / "tuning" / dataset
+
+
+def default_storage(out: Path | str, dataset: str) -> str:
+    return f"sqlite:///{(tuning_folder(out, dataset) / 'studies.db').resolve()}"
+
+
+def _storage(url: str):
+    import optuna
+
+    if "://" not in url:
+        raise UserError(f"storage is an RDB URL such as sqlite:///path/studies.db; got {url!r}")
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                          grace_period=GRACE_PERIOD_S)
+    except Exception as exc:  # bad URL, missing driver, unreachable server
+        raise UserError(f"cannot open the tuning storage {url}: {type(exc).__name__}: {exc}") from None
+
+
+def _sampler(kind: str, seed: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+
+
+def _trial_seed(seed: int, number: int) -> int:
+    return (int(seed) * 1_000_003 + int(number)) % 2**32
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _heartbeat(storage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat while it runs, so a dead process's trial is failed later."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL_S):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a storage hiccup must not stop the trial
+                log.warning("heartbeat of trial %d not recorded: %s", trial_id, exc)
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's notes that the heartbeat is meant for ``Study.optimize`` (here it is recorded by
+    ``_heartbeat``) and that it is experimental: not for the user."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        yield
+
+
+def _check_inputs(models: Sequence[str], dataset: str, trials: Any, steps: Any, sampler: str,
+                  space: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    from gvae_bench.registry import BENCHMARKS, MODELS
+
+    if isinstance(models, str) or not list(models):
+        raise UserError("give a list of models to tune, e.g. ['vae', 'wgan_gp']")
+    BENCHMARKS.get(dataset)
+    for value, what in ((trials, "trials"), (steps, "steps")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"{what} is a whole number >= 1; got {value!r}")
+    if sampler not in SAMPLERS:
+        raise UserError(f"sampler is one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    found = {}
+    for model in dict.fromkeys(models):
+        MODELS.get(model)
+        if model not in space or model == "budget":
+            raise UserError(f"{model} has no search space in {SEARCH_SPACE_FILE.name}; add a [{model}.<field>] table")
+        found[model] = _distributions(model, space[model])
+    return found
+
+
+def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, profile: str = "smoke",
+         steps: int | None = None, out: Path | str, data_root: Path | str | None = None, storage: str | None = None,
+         seed: int = 0, sampler: str = "tpe", pruner: bool = True, space: Mapping[str, Any] | None = None,
+         validation_fraction: float | None = None, device: str = "cpu") -> TuningSummary:
+    """Tune each of ``models`` on ``dataset`` with ``trials`` trials (in all, counting earlier ones).
+
+    ``trials``, ``steps`` and ``validation_fraction`` default to ``[budget.<profile>]`` of the
+    search-space file (``steps`` absent there: the profile's own steps); ``space`` replaces the
+    search-space file's model tables (same format). Returns a ``TuningSummary``; writes the tables,
+    plots and ``best_configs.toml`` under ``<out>/tuning/<dataset>/``.
+    """
+    import optuna
+
+    from gvae_bench.profiles import get_profile
+    from gvae_bench.runs import resolve_data_root
+
+    get_profile(profile)
+    file_space = load_search_space()
+    space = dict(space) if space is not None else {k: v for k, v in file_space.items() if k != "budget"}
+    budget = dict(file_space.get("budget", {}).get(profile, {}))
+    trials = trials if trials is not None else budget.get("trials")
+    if trials is None:
+        raise UserError(f"give trials: the search-space file has no [budget.{profile}] trials")
+    steps = steps if steps is not None else budget.get("steps")
+    fraction = validation_fraction if validation_fraction is not None else budget.get("validation_fraction", 0.1)
+    distributions = _check_inputs(models, dataset, trials, steps, sampler, space)
+    root = resolve_data_root(data_root)
+    folder = tuning_folder(out, dataset)
+    folder.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(out, dataset)
+    with _quiet_optuna():
+        rdb = _storage(url)
+    split = make_split(dataset, profile, fraction, seed, root, model=next(iter(distributions)))
+    for model in distributions:  # a profile may set benchmark fields per model: the split must not differ
+        if make_split(dataset, profile, fraction, seed, root, model=model).val_sha256 != split.val_sha256:
+            raise UserError(f"profile {profile} gives {model} other training rows on {dataset} than "
+                            f"{next(iter(distributions))}; tune them separately")
+    summary = TuningSummary(dataset=dataset, storage=url)
+    for model, dists in distributions.items():
+        with _quiet_optuna():
+            summary.studies.append(_tune_one(model, dataset, dists, space, trials=trials, profile=profile, steps=steps,
+                                             folder=folder, data_root=root, rdb=rdb, seed=seed, sampler=sampler,
+                                             pruner=pruner, split=split, device=device))
+    from gvae_bench.tuning_outputs import write_outputs  # built on this module's storage helpers
+
+    summary.files = write_outputs(out, dataset, url)
+    return summary
+
+
+def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[str, Any], *, trials: int,
+              profile: str, steps: int | None, folder: Path, data_root: Path, rdb, seed: int, sampler: str,
+              pruner: bool, split: Split, device: str) -> StudyResult:
+    import optuna
+    from optuna.trial import TrialState
+
+    name = f"{dataset}-{model}-{profile}"
+    make_pruner = (lambda: optuna.pruners.MedianPruner(n_startup_trials=4)) if pruner else optuna.pruners.NopPruner
+    with _file_lock(folder / ".locks" / f"{name}.lock"):
+        study = optuna.create_study(storage=rdb, study_name=name, direction=SCORE_DIRECTION, load_if_exists=True,
+                                    sampler=_sampler(sampler, seed), pruner=make_pruner())
+        before = study.user_attrs.get("split")
+        if before is not None and before.get("val_sha256") != split.val_sha256:
+            raise UserError(f"study {name} was tuned on another split ({before.get('how')}); keep its validation "
+                            "fraction or use another --out or storage")
+        for key, value in {"dataset": dataset, "model": model, "profile": profile, "score": SCORE_NAME,
+                           "split": split.info()}.items():
+            study.set_user_attr(key, value)
+    added = 0
+    while True:
+        with _file_lock(folder / ".locks" / f"{name}.lock"):
+            optuna.storages.fail_stale_trials(study)
+            number = len(study.get_trials(deepcopy=False, states=None))
+            if number >= trials:
+                break
+            study = optuna.load_study(study_name=name, storage=rdb, sampler=_sampler(sampler, _trial_seed(seed, number)),
+                                      pruner=make_pruner())
+            trial = study.ask(fixed_distributions=dists)
+        added += 1
+        state, value = TrialState.FAIL, None
+        with _heartbeat(rdb, trial._trial_id):
+            try:
+                state, value = _run_trial(trial, model, dataset, space, profile=profile, steps=steps, folder=folder,
+                                          data_root=data_root, seed=seed, pruner=pruner, split=split, device=device)
+            except TrialFailed as exc:
+                trial.set_user_attr("reason", str(exc))
+                log.warning("%s trial %d failed: %s", name, trial.number, exc)
+            except Exception as exc:  # recorded as a failed trial; bad input (UserError) stops the study
+                trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
+                log.error("%s trial %d failed: %s: %s", name, trial.number, type(exc).__name__, exc)
+                if isinstance(exc, UserError):
+                    study.tell(trial, state=TrialState.FAIL)
+                    raise
+            except BaseException:  # Ctrl-C: the trial is closed, not left running
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    frozen = study.get_trials(deepcopy=False)
+    count = lambda s: sum(1 for t in frozen if t.state == s)  # noqa: E731
+    complete = [t for t in frozen if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value) if complete else None
+    return StudyResult(model=model, profile=profile, study_name=name, trials=len(frozen),
+                       finished=count(TrialState.COMPLETE), pruned=count(TrialState.PRUNED),
+                       failed=count(TrialState.FAIL), added=added, best_value=best.value if best else None,
+                       best_fields=params_to_fields(model, best.params, space) if best else None)
+
+
+def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, profile: str, steps: int | None,
+               folder: Path, data_root: Path, seed: int, pruner: bool, split: Split, device: str):
+    from optuna.trial import TrialState
+
+    from gvae_bench.records import Outcome, RunStatus
+    from gvae_bench.run import execute_run
+    from gvae_bench.runs import resolve
+    from gvae_bench.sweep import plan_sweep
+
+    fields = params_to_fields(model, trial.params, space)
+    train: list[tuple[str, Any]] = [] if steps is None else [("steps", steps)]
+    probe = plan_sweep([model], dataset, profile=profile, seeds=[seed], settings={"train": train},
+                       out=folder / "trials", data_root=data_root, device=device, check_data=False)
+    n_steps = resolve(probe.specs[0]).train.steps
+    half = n_steps // 2 if pruner and n_steps >= 2 else None
+    if half:
+        train = train + [("snapshot_every", half)]
+    settings = {"model": list(fields.items()), "train": train, "benchmark": [("train_limit", split.n_fit)]}
+    trial.set_user_attr("split", split.info())
+    trial.set_user_attr("score", SCORE_NAME)
+    trial.set_user_attr("direction", SCORE_DIRECTION)
+    trial.set_user_attr("fields", json.loads(json.dumps(fields)))
+    trial.set_user_attr("steps", n_steps)
+    try:
+        plan = plan_sweep([model], dataset, profile=profile, seeds=[seed], settings=settings, out=folder / "trials",
+                          data_root=data_root, device=device, check_data=False)
+    except UserError as exc:  # a sampled value the config refuses (e.g. out of its range): this trial fails
+        raise TrialFailed(f"config refused: {exc}") from None
+    resolved = resolve(plan.specs[0])
+    trial.set_user_attr("run_dir", str(resolved.run_dir))
+    trial.set_user_attr("config_hash", resolved.config_hash)
+    record, outcome = execute_run(plan.specs[0])
+    trial.set_user_attr("status", "held" if outcome == Outcome.HELD else str(record.status.value))
+    trial.set_user_attr("train_seconds", record.train_seconds)
+    if outcome == Outcome.HELD:
+        raise TrialFailed("the run is being trained by another process")
+    if record.status != RunStatus.FINISHED:
+        raise TrialFailed(f"run {record.status.value}: {record.reason}")
+    if (record.data or {}).get("n_train") != split.n_fit:
+        raise TrialFailed(f"the run trained on {(record.data or {}).get('n_train')} rows, not the split's {split.n_fit}")
+    n_samples = resolved.eval.n_samples
+    if half:
+        halfway = score_run(resolved.run_dir, data_root, split, n_samples, seed, snapshot_step=half)
+        trial.set_user_attr("halfway_score", halfway)
+        trial.report(halfway, half)
+    value = score_run(resolved.run_dir, data_root, split, n_samples, seed)
+    trial.set_user_attr("final_score", value)
+    if not math.isfinite(value):
+        raise TrialFailed(f"the score is not finite: {value}")
+    if half and trial.should_prune():
+        return TrialState.PRUNED, value
+    return TrialState.COMPLETE, value
