@@ -85,7 +85,7 @@ def test_a_corrupt_record_is_moved_aside_the_run_redone_and_the_leaderboard_buil
     bad = next(tmp_path.glob("runs/ring8/vae/*/seed1/record.json"))
     bad.write_text(text)
     with caplog.at_level(logging.WARNING):
-        assert [p.name for p in write_leaderboards(tmp_path, "ring8")][:1] == ["table4.csv"]
+        assert "table4.csv" in [p.name for p in write_leaderboards(tmp_path, "ring8")]
     assert str(bad) in caplog.text and "left out of the leaderboards" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
