@@ -79,8 +79,12 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
     ``table5`` is the Table 4 metrics of the models run at several latent sizes, one row each.
     """
     metric_table = "table4" if table == "table5" else table
+    swept = swept_models(records)
     if table == "table5":
-        records = [r for r in records if r.model in swept_models(records)]
+        records = [r for r in records if r.model in swept]
+    elif swept:  # the other tables show a swept model at its profile's own settings (where it ran them)
+        own = {(r.model, r.profile) for r in records if r.model in swept and _at_profile_settings(r)}
+        records = [r for r in records if (r.model, r.profile) not in own or _at_profile_settings(r)]
     metrics: dict[str, bool] = {}
     for record in records:
         for name, result in record.metrics.items():
@@ -150,6 +154,26 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
             row.update({f"{name}_mean": value, f"{name}_std": math.nan, f"{name}_n": math.nan})
         rows.append(row)
     return pd.DataFrame(rows), names, metrics
+
+
+_PROFILE_HASHES: dict[tuple[str, str, str], str | None] = {}
+
+
+def _at_profile_settings(record: RunRecord) -> bool:
+    """Whether a run used its profile's settings unchanged (no ``--latent-sizes`` or ``--set``):
+    its config hash is the one the profile resolves to. Unknown (a plugin not loaded): False."""
+    from gvae_bench.errors import UserError
+    from gvae_bench.runs import RunSpec, resolve
+
+    key = (record.model, record.benchmark, record.profile)
+    if key not in _PROFILE_HASHES:
+        try:
+            spec = RunSpec(record.model, record.benchmark, record.profile, record.seed, Path("data"), Path("."))
+            _PROFILE_HASHES[key] = resolve(spec).config_hash
+        except UserError:
+            _PROFILE_HASHES[key] = None
+    expected = _PROFILE_HASHES[key]
+    return expected is not None and expected == record.config_hash
 
 
 def _latent(record: RunRecord) -> Any:

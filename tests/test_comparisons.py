@@ -62,3 +62,25 @@ def test_runs_csv_rebuilds_the_table_means_with_a_pandas_groupby(tmp_path):
     measured = table[table.row_kind == "measured"].set_index("model")
     assert (measured.mmd_mean == means).all()
     assert {"mmd_ci_low", "mmd_ci_high", "mmd_std", "mmd_n", "mmd_group"} <= set(table.columns)
+
+
+def test_a_latent_sweep_stays_out_of_table4(tmp_path):
+    """Table 4 shows a swept model at its profile's own settings (the config hash the profile
+    resolves to); its other latent sizes are Table 5's rows, and not in Table 4's comparisons."""
+    from pathlib import Path
+
+    from gvae_bench.runs import RunSpec, resolve
+
+    own = resolve(RunSpec("gvae", "mnist", "quick", 0, Path("data"), Path("."))).config_hash
+    for chash, latent in ((own, 1000), ("h100", 100)):
+        for seed in range(2):
+            record = {"model": "gvae", "benchmark": "mnist", "profile": "quick", "seed": seed, "status": "finished",
+                      "config_hash": chash, "config": {"model_config": {"latent_dim": latent}},
+                      "metrics": {"mmd": {"value": 0.01 * latent ** 0.5 + seed * 0.001, "higher_is_better": False,
+                                          "table": "table4", "n_generated": 50, "n_real": 50}}}
+            write_record(tmp_path / "runs" / "mnist" / "gvae" / chash / f"seed{seed}", record)
+    write_leaderboards(tmp_path, "mnist")
+    table4 = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "table4.csv")
+    table5 = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "table5.csv")
+    assert list(table4[table4.row_kind == "measured"].config_hash) == [own]
+    assert sorted(table5[table5.row_kind == "measured"].latent_dim) == [100, 1000]
