@@ -73,18 +73,25 @@ def _summary(values: list[float]) -> tuple[float, float, int, float, float]:
     return interval.mean, interval.std, interval.n, interval.low, interval.high
 
 
+def table_records(records: list[RunRecord], table: str) -> list[RunRecord]:
+    """The runs a table is built (and compared) from: ``table5`` the models run at several latent
+    sizes; every other table shows such a model at its profile's own settings (where it ran them)."""
+    swept = swept_models(records)
+    if table == "table5":
+        return [r for r in records if r.model in swept]
+    if not swept:
+        return records
+    own = {(r.model, r.profile) for r in records if r.model in swept and _at_profile_settings(r)}
+    return [r for r in records if (r.model, r.profile) not in own or _at_profile_settings(r)]
+
+
 def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
     """The rows of one table (a DataFrame), its metric names and each metric's direction.
 
     ``table5`` is the Table 4 metrics of the models run at several latent sizes, one row each.
     """
     metric_table = "table4" if table == "table5" else table
-    swept = swept_models(records)
-    if table == "table5":
-        records = [r for r in records if r.model in swept]
-    elif swept:  # the other tables show a swept model at its profile's own settings (where it ran them)
-        own = {(r.model, r.profile) for r in records if r.model in swept and _at_profile_settings(r)}
-        records = [r for r in records if (r.model, r.profile) not in own or _at_profile_settings(r)]
+    records = table_records(records, table)
     metrics: dict[str, bool] = {}
     for record in records:
         for name, result in record.metrics.items():
@@ -288,7 +295,7 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
         atomic_write_text(csv_path, frame.to_csv(index=False))
         atomic_write_text(md_path, to_markdown(frame, names, directions, table, dataset, records))
         written += [csv_path, md_path]
-        pairs.append(compare_table(records, table, names, directions).pairs)
+        pairs.append(compare_table(table_records(records, table), table, names, directions).pairs)
     if tables:
         frame = pd.concat([p for p in pairs if len(p)], ignore_index=True) if any(len(p) for p in pairs) else pd.DataFrame()
         csv_path, md_path = folder / "comparisons.csv", folder / "comparisons.md"
