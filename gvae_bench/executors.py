@@ -97,6 +97,7 @@ class LocalExecutor:
 
 RAY_EXTRA_HINT = "install it with pip install 'gvae-bench[ray]' (or pip install 'ray>=2.60')"
 _CANCEL_GRACE_SECONDS = 5.0
+_INTERRUPT_GRACE_SECONDS = 15.0  # after Ctrl-C, how long the driver may take to stop before it is ended
 _WAIT_POLL_SECONDS = 0.5
 _FORWARDED_ENV_PREFIX = "GVAE_BENCH_"
 _loaded_plugin_files: set[str] = set()
@@ -172,6 +173,8 @@ class RayExecutor:
         self._connected = False
         self._entered = False
         self._pending: dict[Any, RunSpec] = {}
+        self._submitted, self._yielded = 0, 0
+        self._watchdog = None
 
     @classmethod
     def from_options(cls, options: ExecutorOptions) -> "RayExecutor":
@@ -180,7 +183,13 @@ class RayExecutor:
     # lifecycle
 
     def __enter__(self) -> "RayExecutor":
+        from gvae_bench.interrupt import InterruptWatchdog
+
         self._entered = True
+        self._watchdog = InterruptWatchdog(_INTERRUPT_GRACE_SECONDS, lambda: (
+            f"interrupted after {self._yielded} of {self._submitted} run(s); finished runs are kept, and the same "
+            "command resumes the rest (Ray did not stop in time)"))
+        self._watchdog.start()
         self._connect()
         return self
 
@@ -241,6 +250,8 @@ class RayExecutor:
             ray.shutdown()
         self._owns_instance = False
         self._connected = False
+        if getattr(self, "_watchdog", None) is not None:
+            self._watchdog.stop()
 
     # running
 
@@ -308,6 +319,7 @@ class RayExecutor:
             for spec, threads, cpus, gpus in plan:
                 ref = task.options(name="gvae_run", num_cpus=cpus, num_gpus=gpus).remote(spec, threads, plugins, log_level)
                 self._pending[ref] = spec
+            self._submitted, self._yielded = len(plan), 0
         except BaseException:
             if not self._entered:
                 self.close()
@@ -323,6 +335,7 @@ class RayExecutor:
                 done, _ = ray.wait(list(self._pending), num_returns=1, timeout=_WAIT_POLL_SECONDS)
                 for ref in done:
                     spec = self._pending.pop(ref)
+                    self._yielded += 1
                     yield self._collect(ref, spec)
         finally:
             if not self._entered:
