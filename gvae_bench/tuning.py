@@ -289,7 +289,7 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
     folder = tuning_folder(out, dataset)
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out, dataset)
-    with _quiet_optuna():
+    with _quiet_optuna(), _file_lock(folder / ".locks" / "storage.lock"):  # two processes creating one schema
         rdb = _storage(url)
     split = make_split(dataset, profile, fraction, seed, root, model=next(iter(distributions)))
     for model in distributions:  # a profile may set benchmark fields per model: the split must not differ
