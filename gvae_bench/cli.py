@@ -246,37 +246,6 @@ def leaderboard_command(dataset: str, out: Path) -> None:
     click.echo(f"report: {write_report(out)}")
 
 
-@cli.command("tune")
-@click.option("--models", "models_text", required=True, metavar="A,B", help="Registered model names to tune.")
-@click.option("--dataset", required=True, metavar="NAME", help="The benchmark to tune on (its training split only).")
-@click.option("--trials", type=int, default=None, help="Trials per model in all (default: the profile's budget in "
-              "gvae_bench/search_space.toml); a study that has them already adds none.")
-@click.option("--profile", default="smoke", show_default=True, metavar="NAME", help="The profile each trial runs.")
-@click.option("--steps", type=int, default=None, help="Training steps per trial (default: the budget's, else the profile's).")
-@click.option("--storage", default=None, metavar="URL", help="Optuna storage (default: sqlite under OUT/tuning/DATASET/; "
-              "an RDB URL such as postgresql://... shares the studies between machines).")
-@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's and the trials' seed.")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True, help="Results folder.")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
-def tune_command(models_text: str, dataset: str, trials: int | None, profile: str, steps: int | None,
-                 storage: str | None, sampler: str, seed: int, out: Path, data_root: Path | None) -> None:
-    """Give every model the same tuning budget (Optuna): trials scored on a validation split carved
-    from the training data; writes OUT/tuning/DATASET/table_tuning.{csv,md}, plots and best_configs.toml."""
-    from gvae_bench.tuning import tune
-
-    summary = _guard(lambda: tune(_names(models_text, "models"), dataset, trials=trials, profile=profile, steps=steps,
-                                  out=out, data_root=resolve_data_root(data_root), storage=storage, seed=seed,
-                                  sampler=sampler))
-    for study in summary.studies:
-        best = "none" if study.best_value is None else f"{study.best_value:.4g} with {study.best_fields}"
-        click.echo(f"  {study.model}: {study.trials} trial(s) ({study.added} new; {study.finished} finished, "
-                   f"{study.pruned} pruned, {study.failed} failed); best {summary.score} {best}", err=True)
-    for path in summary.files:
-        click.echo(f"tuning: {path}")
-
-
 @cli.command("report")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Results folder whose records and leaderboards to show (the committed ones: results/reference).")
@@ -333,27 +302,6 @@ def curve_command(run_dir: Path, metric: str, changes: tuple[str, ...], data_roo
     click.echo(f"curve: {run_dir / f'curve_{metric}.csv'}")
 
 
-@cli.command("reproduce")
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT / "reproduce", show_default=True,
-              help="Scratch results folder for the rerun (never the run's own).")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
-def reproduce_command(run_dir: Path, out: Path, data_root: Path | None) -> None:
-    """Rerun a finished run from its record alone into --out and compare each metric with the
-    recorded value, as a fraction of the seed-to-seed spread, and the environment with the recorded one."""
-    from gvae_bench.reproduce import REPORT_MD, reproduce
-
-    root = resolve_data_root(data_root)
-    report = _guard(lambda: reproduce(run_dir, out, root))
-    for row in report.rows:
-        click.echo(row.line())
-    click.echo(report.environment_line())
-    if report.note:
-        click.echo(f"note: {report.note}", err=True)
-    click.echo(f"reproduce: {report.scratch_run_dir / REPORT_MD}")
-
-
 @cli.command("export-nifti")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("-n", "count", default=8, show_default=True, help="How many samples to generate.")
@@ -388,6 +336,9 @@ def classifier_command(dataset: str, data_root: Path | None) -> None:
     model, record = _guard(lambda: train_classifier(dataset, root))
     click.echo(json.dumps({k: record[k] for k in ("dataset", "test_accuracy", "n_train", "n_test", "config", "key")}, indent=2))
     click.echo(f"cached in {cache_root()}", err=True)
+
+
+from gvae_bench import cli_studies  # noqa: E402,F401  (registers tune and reproduce on this group)
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.errors import UserError
-from gvae_bench.tuning import SCORE_NAME, TABLE_COLUMNS, _quiet_optuna, _storage, default_storage, tuning_folder
+from gvae_bench.tuning import SCORE_NAME, TABLE_COLUMNS
+from gvae_bench.tuning_storage import _quiet_optuna, _storage, default_storage, tuning_folder
 
 def _dataset_studies(url: str, dataset: str) -> list[Any]:
     import optuna
