@@ -226,8 +226,38 @@ def _protocol_lines(records: list[RunRecord], names: list[str]) -> list[str]:
     return lines
 
 
+def _spread_lines(frame: pd.DataFrame, names: list[str], reproductions: list[Any]) -> list[str]:
+    """The footer on seeds against environment: for each reproduced run of a row of this table
+    (``runner.py reproduce``), each column's rerun difference as a fraction of the seed std, and
+    which spread dominates (``gvae_bench.reproduce.spread_verdict``)."""
+    from gvae_bench.reproduce import ENVIRONMENT_DOMINATES_FROM, SEEDS_DOMINATE_BELOW, spread_verdict
+
+    measured = frame[frame.row_kind == "measured"]
+    rows = {(r.model, r.profile, r.config_hash) for r in measured.itertuples()}
+    lines = []
+    for rep in reproductions:
+        if (rep.model, rep.profile, rep.config_hash) not in rows:
+            continue
+        shown = {name: rep.fractions[name] for name in names if name in rep.fractions}
+        if not shown:
+            continue
+        verdict = spread_verdict(list(shown.values()))
+        reading = {"seeds": "the seeds' spread dominates: the intervals cover the rerun",
+                   "environment": "the environment dominates: do not pool runs from different machines",
+                   "both": "the environment's effect is comparable to a seed's"}[verdict]
+        environment = {True: "same environment", False: "another environment", None: "environment not recorded"}
+        fractions = ", ".join(f"{name} {value:+.2f}" for name, value in shown.items())
+        lines.append(f"- seeds or environment: `{rep.model}` {rep.profile}-{rep.config_hash} seed {rep.seed} rerun "
+                     f"by `runner.py reproduce` ({environment[rep.environment_matched]}): (rerun - recorded) / seed "
+                     f"std {fractions}; {reading} (seeds: every |fraction| < {SEEDS_DOMINATE_BELOW}; environment: "
+                     f"any >= {ENVIRONMENT_DOMINATES_FROM})")
+    if not lines:
+        return []
+    return ["", *lines]
+
+
 def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
-                dataset: str, records: list[RunRecord]) -> str:
+                dataset: str, records: list[RunRecord], reproductions: list[Any] = ()) -> str:
     measured = frame[frame.row_kind == "measured"]
     lines = [f"# {dataset}: {TABLE_TITLES.get(table, table)}", ""]
     profiles = sorted(set(measured.profile))
@@ -264,6 +294,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
             lines.append(f"| {row.model} | {latent} | {row.profile} | {row.config_hash} | {status} | " + " | ".join(cells) + " |")
         else:
             lines.append(f"| *{row.model}* (reference) | | {row.profile} | | | " + " | ".join(cells) + " |")
+    lines += _spread_lines(frame, names, list(reproductions))
     published = frame[frame.row_kind == "published"]
     if len(published):
         lines += ["", "## Published numbers (not measured here; different protocols, see each row)", ""]
@@ -288,12 +319,16 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
     runs_path = folder / "runs.csv"
     atomic_write_text(runs_path, runs_frame(records, dataset).to_csv(index=False))
     written.append(runs_path)
+    from gvae_bench.reproduce import read_reproductions
+
+    reproductions = read_reproductions(Path(out), dataset)
     pairs = []
     for table in tables:
         frame, names, directions = build_table(records, table, dataset)
         csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
         atomic_write_text(csv_path, frame.to_csv(index=False))
-        atomic_write_text(md_path, to_markdown(frame, names, directions, table, dataset, records))
+        atomic_write_text(md_path, to_markdown(frame, names, directions, table, dataset, records,
+                                                   reproductions))
         written += [csv_path, md_path]
         pairs.append(compare_table(table_records(records, table), table, names, directions).pairs)
     if tables:

@@ -16,7 +16,9 @@ the environment matched the recorded one (``gvae_bench.records.environment`` fie
 the torch and numpy versions), and which fields differed; "unknown" for a record made before
 records named their environment.
 
-The report is written as ``reproduce.md`` and ``reproduce.json`` into the rerun's folder.
+The report is written as ``reproduce.md`` and ``reproduce.json`` into the rerun's folder and beside
+the recorded run's ``record.json``, where the leaderboards read it: a
+table's footer says, for each reproduced config, which spread dominates (``spread_verdict``).
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ def reproduce(run_dir: Path, scratch: Path, data_root: Path) -> ReproduceReport:
                              note="; ".join(notes))
     atomic_write_text(rerun_dir / REPORT_MD, report.to_markdown())
     atomic_write_json(rerun_dir / REPORT_JSON, report.to_json())
+    atomic_write_text(run_dir / REPORT_MD, report.to_markdown())  # beside the record: the leaderboards read it
+    atomic_write_json(run_dir / REPORT_JSON, report.to_json())
     return report
 
 
@@ -288,3 +292,55 @@ def compare_environments(record: RunRecord, rerun: RunRecord) -> tuple[bool | No
     if record.environment is None:
         return None, differences
     return not differences, differences
+
+
+#: ``spread_verdict``'s bounds on |rerun - recorded| / seed std
+SEEDS_DOMINATE_BELOW, ENVIRONMENT_DOMINATES_FROM = 0.5, 1.0
+
+
+def spread_verdict(fractions: list[float]) -> str:
+    """Which spread dominates, from the metrics' |difference| / seed std of one rerun: ``seeds`` when
+    every fraction is below 0.5 (the rerun on another machine moves a metric by less than half a seed's
+    spread, so intervals over seeds cover it), ``environment`` when any reaches 1 (the environment moves
+    a metric as much as a new seed: runs from different machines should not be pooled), else ``both``."""
+    largest = max((abs(f) for f in fractions), default=None)
+    if largest is None:
+        return "unknown"
+    if largest < SEEDS_DOMINATE_BELOW:
+        return "seeds"
+    return "environment" if largest >= ENVIRONMENT_DOMINATES_FROM else "both"
+
+
+@dataclasses.dataclass
+class Reproduction:
+    """A committed ``reproduce.json`` beside a run's record: the run's identity and the fraction of the
+    seed spread each metric moved by."""
+
+    model: str
+    profile: str
+    config_hash: str
+    seed: int
+    fractions: dict[str, float]
+    environment_matched: bool | None
+
+
+def read_reproductions(out: Path, dataset: str) -> list[Reproduction]:
+    """Every ``reproduce.json`` beside a run record of ``dataset`` under ``out`` (JSON only; a file that
+    is not a report is left out with a warning)."""
+    import json
+
+    found = []
+    for path in sorted((Path(out) / "runs" / dataset).glob(f"**/{REPORT_JSON}")):
+        try:
+            record = read_record(path.parent)
+            data = json.loads(path.read_text(encoding="utf-8"))
+            fractions = {row["metric"]: float(row["fraction_of_seed_spread"]) for row in data["rows"]
+                         if isinstance(row, dict) and isinstance(row.get("fraction_of_seed_spread"), (int, float))}
+            matched = data.get("environment_matched")
+        except (OSError, ValueError, KeyError, TypeError, RecordError) as exc:
+            log.warning("left out of the leaderboard footers, not a reproduction report: %s (%s)", path, exc)
+            continue
+        if record is not None:
+            found.append(Reproduction(record.model, record.profile, record.config_hash, record.seed, fractions,
+                                      matched if isinstance(matched, bool) else None))
+    return found

@@ -48,6 +48,7 @@ def _report(result) -> dict:
 def test_a_deterministic_rerun_reproduces_every_number_exactly(trained, tmp_path):
     run_dir = _copy(trained, tmp_path)
     scratch = tmp_path / "scratch"
+    record_before = (run_dir / "record.json").read_bytes()
     result = run_cli("reproduce", str(run_dir), "--out", str(scratch))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -63,8 +64,47 @@ def test_a_deterministic_rerun_reproduces_every_number_exactly(trained, tmp_path
     assert rows["mmd"]["fraction_of_seed_spread"] == 0.0
     assert rows["mmd"]["n_seeds"] == 3
     assert rows["mmd"]["seed_std"] > 0
-    # the original run folder is left as it was: the rerun went to the scratch folder
-    assert not (run_dir / "reproduce.md").exists()
+    # the rerun went to the scratch folder; the recorded run keeps its record and gains the report beside it
+    assert json.loads((run_dir / "reproduce.json").read_text()) == report
+    assert (run_dir / "record.json").read_bytes() == record_before
+
+
+def _footer(out: Path) -> list[str]:
+    result = run_cli("leaderboard", "--dataset", "ring8", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = (out / "leaderboards" / "ring8" / "table4.md").read_text()
+    return [line for line in text.splitlines() if line.startswith("- seeds or environment: ")]
+
+
+def test_the_leaderboard_footer_says_the_seeds_dominate_a_bit_identical_rerun(trained, tmp_path):
+    run_dir = _copy(trained, tmp_path)
+    out = run_dir.parents[4]
+    assert _footer(out) == []  # nothing reproduced: no footer
+    assert run_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch")).returncode == 0
+    (line,) = _footer(out)
+    assert "`vae` smoke-" in line and "seed 0" in line and "(same environment)" in line
+    assert "mmd +0.00" in line and "the seeds' spread dominates" in line
+
+
+def test_the_leaderboard_footer_says_the_environment_dominates_a_rerun_beyond_one_seed_std(trained, tmp_path):
+    run_dir = _copy(trained, tmp_path)
+    out = run_dir.parents[4]
+    values = [json.loads((seed / "record.json").read_text())["metrics"]["mmd"]["value"]
+              for seed in sorted(run_dir.parent.glob("seed*"))]
+    for seed in sorted(run_dir.parent.glob("seed*")):
+        _edit(seed, lambda data: data["metrics"]["mmd"].update(value=data["metrics"]["mmd"]["value"]
+                                                                + 1.5 * statistics.stdev(values)))
+    assert run_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch")).returncode == 0
+    (line,) = _footer(out)
+    assert "mmd -1.50" in line and "the environment dominates" in line
+
+
+@pytest.mark.parametrize("fractions, verdict", [([0.0, -0.49], "seeds"), ([0.3, 0.5], "both"), ([0.2, -1.0], "environment"),
+                                                ([], "unknown")])
+def test_spread_verdict_bounds(fractions, verdict):
+    from gvae_bench.reproduce import spread_verdict
+
+    assert spread_verdict(fractions) == verdict
 
 
 def test_a_difference_of_one_seed_std_is_minus_one_of_the_seed_spread(trained, tmp_path):
