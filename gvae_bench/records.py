@@ -29,19 +29,21 @@ RECORD_FILE = "record.json"
 
 
 class RunStatus(str, enum.Enum):
-    """Where a run stands. ``finished`` and ``diverged`` are final: a sweep does not redo them;
-    ``running`` (or killed while running) and ``failed`` resume from the last checkpoint."""
+    """Where a run stands. ``finished``, ``diverged`` and ``pruned`` (stopped early by a tuner's
+    pruner, ``gvae_bench.tuning``) are final: a sweep does not redo them; ``running`` (or killed while
+    running) and ``failed`` resume from the last checkpoint."""
 
     RUNNING = "running"
     FINISHED = "finished"
     DIVERGED = "diverged"
     FAILED = "failed"
+    PRUNED = "pruned"
 
     def __str__(self) -> str:
         return self.value
 
 
-FINAL_STATUSES = (RunStatus.FINISHED, RunStatus.DIVERGED)
+FINAL_STATUSES = (RunStatus.FINISHED, RunStatus.DIVERGED, RunStatus.PRUNED)
 
 
 class Outcome(str, enum.Enum):

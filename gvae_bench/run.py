@@ -36,13 +36,16 @@ from gvae_bench.records import (
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
 from gvae_bench.checkpoints import CHECKPOINT_FILE, load_weights
-from gvae_bench.training import progress_log, seed_everything, train
+from gvae_bench.training import Intermediate, progress_log, seed_everything, train
 
 log = logging.getLogger(__name__)
 
 
-def execute_run(spec: RunSpec) -> tuple[RunRecord, Outcome]:
+def execute_run(spec: RunSpec, intermediate: Intermediate | None = None) -> tuple[RunRecord, Outcome]:
     """Run ``spec`` (or skip it if its record is final); its record and what was done with it.
+
+    ``intermediate``: a judge the training loop consults every few steps, which may stop the run
+    (status ``pruned``, not evaluated): a tuner's pruner (``gvae_bench.training.Intermediate``).
 
     Bad input (``UserError``: unknown names, missing data) propagates; any other failure is
     recorded with status ``failed`` and returned, so a sweep goes on.
@@ -58,7 +61,7 @@ def execute_run(spec: RunSpec) -> tuple[RunRecord, Outcome]:
                 record = new_record(resolved, None)
             record.status, record.reason = RunStatus.RUNNING, "running in another process"
             return record, Outcome.HELD
-        return _execute_locked(resolved)
+        return _execute_locked(resolved, intermediate)
 
 
 @contextlib.contextmanager
@@ -80,7 +83,7 @@ def _run_lock(run_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
+def _execute_locked(resolved: ResolvedRun, intermediate: Intermediate | None = None) -> tuple[RunRecord, Outcome]:
     spec, run_dir = resolved.spec, resolved.run_dir
     existing = read_record_or_set_aside(run_dir)
     if existing is not None and existing.is_final:
@@ -102,7 +105,7 @@ def _execute_locked(resolved: ResolvedRun) -> tuple[RunRecord, Outcome]:
     try:
         write_record(run_dir, record)
         atomic_write_json(run_dir / "config.json", resolved.config())
-        _train_and_evaluate(resolved, splits, record)
+        _train_and_evaluate(resolved, splits, record, intermediate)
     except WriteError as exc:  # no space, read-only, no permission: recorded if the record can still be written
         record.status, record.ended, record.reason = RunStatus.FAILED, now(), str(exc)
         log.error("%s failed: %s", run_dir, record.reason)
@@ -153,18 +156,18 @@ def plugin_provenance(resolved: ResolvedRun) -> dict[str, Any]:
     return found
 
 
-def _train_and_evaluate(resolved: ResolvedRun, splits, record: RunRecord) -> None:
+def _train_and_evaluate(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
     threads_before = torch.get_num_threads()
     if resolved.train.threads:
         torch.set_num_threads(resolved.train.threads)
     try:
-        _train_evaluate_and_draw(resolved, splits, record)
+        _train_evaluate_and_draw(resolved, splits, record, intermediate)
     finally:
         torch.set_num_threads(threads_before)  # a run's thread count never leaks into the next run
 
 
-def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord) -> None:
+def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
     device = torch.device(spec.device)
     seed_everything(spec.seed)
@@ -175,13 +178,17 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord) -
         train_data = train_data.contiguous(memory_format=torch.channels_last)
     description = f"{spec.model}/{spec.benchmark}/seed{spec.seed}"
     outcome = train(model, train_data, resolved.train, run_dir, spec.seed, description,
-                    resolved.benchmark.train_batch_transform())
+                    resolved.benchmark.train_batch_transform(), intermediate)
     record.steps_done, record.resumed_from_step = outcome.steps_done, outcome.resumed_from
     record.train_seconds = round(outcome.seconds, 2)
     pictures.save_loss_curves(run_dir / "losses.png", outcome.loss_log, title=description)
     if outcome.status == RunStatus.DIVERGED:
         record.status, record.ended, record.reason = RunStatus.DIVERGED, now(), outcome.reason
         log.warning("%s diverged: %s", run_dir, outcome.reason)
+        return
+    if outcome.status == RunStatus.PRUNED:
+        record.status, record.ended, record.reason = RunStatus.PRUNED, now(), outcome.reason
+        log.info("%s pruned: %s", run_dir, outcome.reason)
         return
     record.metrics = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
     torch.manual_seed(spec.seed)

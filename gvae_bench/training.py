@@ -4,7 +4,9 @@ It seeds python, numpy and torch; feeds the model batches from tensors held in m
 run's device); shows a tqdm bar with the current losses; keeps a loss log; writes checkpoints
 atomically every ``checkpoint_every`` steps and at the end; resumes from the last checkpoint
 (weights, optimisers, the batch stream and every RNG state, so a resumed run continues exactly as
-an uninterrupted one would); and stops with status ``diverged`` at the first non-finite loss.
+an uninterrupted one would); stops with status ``diverged`` at the first non-finite loss; and, given
+an ``Intermediate`` judge (a tuner's pruner), asks it every ``every`` steps whether to go on, stopping
+with status ``pruned`` when it says no.
 """
 
 from __future__ import annotations
@@ -88,9 +90,23 @@ class BatchStream:
         self._device_order = self.order.to(self.data.device)
 
 
+@dataclass(frozen=True)
+class Intermediate:
+    """A judge the loop consults every ``every`` steps (not at the last step): ``judge(step, model)``
+    returns True to stop the run there, which then ends ``pruned`` after a checkpoint.
+
+    The judge sees the model in eval mode; python's, numpy's and torch's RNG states are saved before
+    and restored after it, and the model is put back in train mode, so a run the judge lets go on
+    trains exactly as it would have without a judge (its samples, drawn from their own seeds, leave
+    no trace in the training stream)."""
+
+    every: int
+    judge: Callable[[int, GenerativeModel], bool]
+
+
 @dataclass
 class TrainOutcome:
-    """How training ended: ``finished`` or ``diverged`` (with the step and the losses)."""
+    """How training ended: ``finished``, ``diverged`` or ``pruned`` (with the step and the losses)."""
 
     status: str
     steps_done: int
@@ -169,12 +185,14 @@ def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.A
 
 def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig, run_dir: Path,
           seed: int, description: str = "train",
-          transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> TrainOutcome:
+          transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+          intermediate: Intermediate | None = None) -> TrainOutcome:
     """Train ``model`` for ``config.steps`` steps, resuming from ``run_dir`` if it holds a checkpoint.
 
     The caller seeds the RNGs before building the model (so initial weights follow the seed);
     this function restores them from the checkpoint on resume. ``transform`` is applied to each
-    training batch (the benchmark's ``train_batch_transform``).
+    training batch (the benchmark's ``train_batch_transform``). ``intermediate``: a judge that may
+    stop the run early (``Intermediate``).
     """
     run_dir = Path(run_dir)
     stream = BatchStream(train_data, config.batch_size, seed, transform)
@@ -219,10 +237,28 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
             if config.snapshot_every and step % config.snapshot_every == 0:
                 snapshot = {"step": step, "model": model.state_dict()}
                 atomic_save(run_dir / SNAPSHOT_FOLDER / f"step{step}.pt", lambda buffer: torch.save(snapshot, buffer))
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            stop = (intermediate is not None and step % intermediate.every == 0 and step < config.steps
+                    and _consult(intermediate, step, model))
+            if stop or step % config.checkpoint_every == 0 or step == config.steps:
                 elapsed = seconds_before + time.perf_counter() - began
+                if stop and (not rows or rows[-1]["step"] != step):
+                    rows.append({"step": step, **losses})
                 _save_checkpoint(run_dir, model, stream, step, rows, elapsed)
                 _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
+            if stop:
+                return TrainOutcome("pruned", step, start, seconds_before + time.perf_counter() - began, rows,
+                                    reason=f"stopped at step {step} of {config.steps} by the tuner's pruner")
     finally:
         bar.close()
     return TrainOutcome("finished", config.steps, start, seconds_before + time.perf_counter() - began, rows)
+
+
+def _consult(intermediate: Intermediate, step: int, model: GenerativeModel) -> bool:
+    """``intermediate.judge(step, model)`` with the RNG states and the train mode kept as they were."""
+    saved = rng_state()
+    try:
+        model.eval()
+        return bool(intermediate.judge(step, model))
+    finally:
+        set_rng_state(saved)
+        model.train()

@@ -40,12 +40,14 @@ Failures. A run that diverges (non-finite loss) or fails, or whose samples canno
 (non-finite), is a FAIL trial with the run's status and reason in its user attributes; the study goes
 on. Bad input (unknown model, trials < 1, a model missing from the search space) is a ``UserError``.
 
-Pruning (``pruner=True``). Each trial keeps a weight snapshot at half its steps
-(``train.snapshot_every``); after the run the snapshot is scored the same way and reported as the
-intermediate value at that step, and ``MedianPruner(n_startup_trials=4)`` decides. The one loop
-cannot be paused from outside, so a pruned trial has trained to the end: pruning here marks trials
-whose halfway score is worse than the median (Optuna's semantics, which TPE uses) but saves no
-training time. The final score of a pruned trial is kept in its ``final_score`` attribute.
+Pruning (``pruner=True``). Every trial is scored on the validation rows at a quarter, half and three
+quarters of its steps, in the training process (``gvae_bench.training.Intermediate``: the loop hands
+the model to the scorer and goes on exactly as it would have, its RNG states restored), and each
+score is reported to Optuna at its step; ``MedianPruner(n_startup_trials=4)`` stops a trial whose
+score at a step is worse than the median of the earlier trials at that step (Optuna's semantics,
+which TPE uses). A pruned trial's run stops there: it is recorded with status ``pruned`` and its
+steps done, and its training seconds, part of the table's budget, are what it really trained.
+Its value in the study is its last intermediate score.
 
 Outputs under ``<out>/tuning/<dataset>/``: ``table_tuning.csv`` and ``.md`` (every study of the dataset
 in the storage), ``budget_curve.png``, ``trial_scores.png`` and ``best_configs.toml`` (the chosen
@@ -75,6 +77,7 @@ import torch
 
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.errors import UserError
+from gvae_bench.training import Intermediate
 from gvae_bench.tuning_storage import (  # noqa: F401  (tuning_folder and default_storage are part of this API)
     _file_lock, _heartbeat, _quiet_optuna, _sampler, _storage, _trial_seed, default_storage, tuning_folder,
 )
@@ -305,9 +308,7 @@ def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, pro
     probe = plan_sweep([model], dataset, profile=profile, seeds=[seed], settings={"train": train},
                        out=folder / "trials", data_root=data_root, device=device, check_data=False)
     n_steps = resolve(probe.specs[0]).train.steps
-    half = n_steps // 2 if pruner and n_steps >= 2 else None
-    if half:
-        train = train + [("snapshot_every", half)]
+    every = n_steps // 4 if pruner and n_steps >= 4 else 0
     settings = {"model": list(fields.items()), "train": train, "benchmark": [("train_limit", split.n_fit)]}
     trial.set_user_attr("split", split.info())
     trial.set_user_attr("score", SCORE_NAME)
@@ -322,24 +323,35 @@ def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, pro
     resolved = resolve(plan.specs[0])
     trial.set_user_attr("run_dir", str(resolved.run_dir))
     trial.set_user_attr("config_hash", resolved.config_hash)
-    record, outcome = execute_run(plan.specs[0])
+    n_samples = resolved.eval.n_samples
+    scores: dict[int, float] = {}
+    judge = None
+    if every:
+        fit_rows = resolved.benchmark.load().train
+
+        def judge_at(step: int, trained: torch.nn.Module) -> bool:
+            scores[step] = selection_score(trained, resolved.benchmark, fit_rows, split.val_rows, n_samples, seed)
+            trial.set_user_attr("intermediate_scores", {str(k): v for k, v in scores.items()})
+            if not math.isfinite(scores[step]):
+                raise TrialFailed(f"the score at step {step} is not finite: {scores[step]}")
+            trial.report(scores[step], step)
+            return trial.should_prune()
+
+        judge = Intermediate(every=every, judge=judge_at)
+    record, outcome = execute_run(plan.specs[0], intermediate=judge)
     trial.set_user_attr("status", "held" if outcome == Outcome.HELD else str(record.status.value))
     trial.set_user_attr("train_seconds", record.train_seconds)
+    trial.set_user_attr("steps_done", record.steps_done)
     if outcome == Outcome.HELD:
         raise TrialFailed("the run is being trained by another process")
+    if record.status == RunStatus.PRUNED and scores:
+        return TrialState.PRUNED, scores[max(scores)]
     if record.status != RunStatus.FINISHED:
         raise TrialFailed(f"run {record.status.value}: {record.reason}")
     if (record.data or {}).get("n_train") != split.n_fit:
         raise TrialFailed(f"the run trained on {(record.data or {}).get('n_train')} rows, not the split's {split.n_fit}")
-    n_samples = resolved.eval.n_samples
-    if half:
-        halfway = score_run(resolved.run_dir, data_root, split, n_samples, seed, snapshot_step=half)
-        trial.set_user_attr("halfway_score", halfway)
-        trial.report(halfway, half)
     value = score_run(resolved.run_dir, data_root, split, n_samples, seed)
     trial.set_user_attr("final_score", value)
     if not math.isfinite(value):
         raise TrialFailed(f"the score is not finite: {value}")
-    if half and trial.should_prune():
-        return TrialState.PRUNED, value
     return TrialState.COMPLETE, value
