@@ -71,6 +71,9 @@ def _cpus(text: str) -> float:
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/. The default is git-ignored; "
                    "the committed reference results are in results/reference.")
+@click.option("--tuned-from", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="With --profile tuned: the folder whose tuning/<dataset>/best_configs.toml gives each model's "
+                   "tuned configuration (default: --out; the committed studies are in results/reference).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train and evaluate; auto takes CUDA when torch sees it.")
 @click.option("--executor", default="local", show_default=True,
@@ -86,7 +89,8 @@ def _cpus(text: str) -> float:
               help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
 @click.pass_context
-def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
+def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, tuned_from,
+        device,
         executor, ray_address, cpus_text, plugins, verbose):
     """Train generative models on a benchmark with one shared runner, evaluate them with one
     metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
@@ -108,7 +112,7 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
     options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
                               plugins=tuple(plugins))
     _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
-                          executor, options))
+                          executor, options, tuned_from))
 
 
 def _load_plugins(plugins) -> None:
@@ -155,7 +159,7 @@ def _parse_value(text: str) -> object:
 
 
 def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
-           executor_options) -> None:
+           executor_options, tuned_from=None) -> None:
     from tqdm.auto import tqdm
 
     from gvae_bench.sweep import execute_sweep, plan_sweep
@@ -164,7 +168,7 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     plan = plan_sweep(models, dataset, profile=profile, seeds=_ints(seeds_text, "--seeds"),
                       latent_sizes=None if latent_text is None else _ints(latent_text, "--latent-sizes"),
                       settings=_parse_settings(settings), data_root=data_root, out=out, device=device,
-                      executor=executor_name)
+                      executor=executor_name, tuned_from=tuned_from)
     for note in plan.notes:
         click.echo(note, err=True)
     state: dict[str, Any] = {}

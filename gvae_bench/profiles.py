@@ -110,13 +110,31 @@ def get_profile(name: str) -> dict[str, Any]:
     return profiles[name]
 
 
-def resolve_profile(name: str, model: str, benchmark: str, family: str) -> dict[str, dict[str, Any]]:
+def tuned_from(name: str) -> str | None:
+    """The profile whose tuning studies a profile applies (its ``tuned_from`` key), or None: such a
+    profile runs each model with its best configuration from ``runner.py tune`` (``gvae_bench.tuning``)."""
+    value = get_profile(name).get("tuned_from")
+    if value is not None and value not in load_profiles():
+        raise UserError(f"profile {name}: tuned_from names the unknown profile {value!r}")
+    return value
+
+
+def resolve_profile(name: str, model: str, benchmark: str, family: str,
+                    _seen: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """The settings a profile gives one (model, benchmark, family): the sections ``train``,
-    ``eval``, ``benchmark``, ``model`` and ``classifier`` after every matching override, in file order."""
+    ``eval``, ``benchmark``, ``model`` and ``classifier`` after every matching override, in file order;
+    a profile with a ``base`` starts from its base's settings for the same run."""
     profile = get_profile(name)
-    sections: dict[str, dict[str, Any]] = {
-        key: dict(profile.get(key, {})) for key in ("train", "eval", "benchmark", "model", "classifier")
-    }
+    keys = ("train", "eval", "benchmark", "model", "classifier")
+    base = profile.get("base")
+    if base is not None:
+        if base == name or base in _seen:
+            raise UserError(f"profile {name}: its base chain {' -> '.join((*_seen, name, base))} is a loop")
+        sections = resolve_profile(base, model, benchmark, family, (*_seen, name))
+        for key in keys:
+            sections[key].update(profile.get(key, {}))
+    else:
+        sections = {key: dict(profile.get(key, {})) for key in keys}
     facts = {"model": model, "benchmark": benchmark, "family": family}
     for rule in profile.get("override", []):
         match = rule.get("match", {})

@@ -91,6 +91,8 @@ class RunRecord:
     plugins: dict[str, Any] | None = None
     #: where it ran: torch threads, CPU and GPU model, deterministic algorithms (``environment()``)
     environment: dict[str, Any] | None = None
+    #: a tuned run's fields came from: best_configs.toml (path, SHA-256), study, trial, validation score
+    tuning: dict[str, Any] | None = None
     reason: str | None = None
     traceback: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -108,7 +110,7 @@ class RunRecord:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         values["status"] = self.status.value
         optional = ("started", "ended", "data", "steps_done", "resumed_from_step", "train_seconds", "reason",
-                    "traceback", "plugins", "environment")
+                    "traceback", "plugins", "environment", "tuning")
         values = {k: v for k, v in values.items() if not (k in optional and v is None)}
         if not self.rescored:
             values.pop("rescored")

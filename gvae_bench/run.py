@@ -41,11 +41,14 @@ from gvae_bench.training import Intermediate, progress_log, seed_everything, tra
 log = logging.getLogger(__name__)
 
 
-def execute_run(spec: RunSpec, intermediate: Intermediate | None = None) -> tuple[RunRecord, Outcome]:
+def execute_run(spec: RunSpec, intermediate: Intermediate | None = None,
+                evaluate_test: bool = True) -> tuple[RunRecord, Outcome]:
     """Run ``spec`` (or skip it if its record is final); its record and what was done with it.
 
     ``intermediate``: a judge the training loop consults every few steps, which may stop the run
     (status ``pruned``, not evaluated): a tuner's pruner (``gvae_bench.training.Intermediate``).
+    ``evaluate_test=False``: the run is trained and drawn but no metric reads its test split (a
+    tuning trial, chosen on validation rows alone); its record says so in ``reason``.
 
     Bad input (``UserError``: unknown names, missing data) propagates; any other failure is
     recorded with status ``failed`` and returned, so a sweep goes on.
@@ -61,7 +64,7 @@ def execute_run(spec: RunSpec, intermediate: Intermediate | None = None) -> tupl
                 record = new_record(resolved, None)
             record.status, record.reason = RunStatus.RUNNING, "running in another process"
             return record, Outcome.HELD
-        return _execute_locked(resolved, intermediate)
+        return _execute_locked(resolved, intermediate, evaluate_test)
 
 
 @contextlib.contextmanager
@@ -83,12 +86,13 @@ def _run_lock(run_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def _execute_locked(resolved: ResolvedRun, intermediate: Intermediate | None = None) -> tuple[RunRecord, Outcome]:
+def _execute_locked(resolved: ResolvedRun, intermediate: Intermediate | None = None,
+                    evaluate_test: bool = True) -> tuple[RunRecord, Outcome]:
     spec, run_dir = resolved.spec, resolved.run_dir
     existing = read_record_or_set_aside(run_dir)
     if existing is not None and existing.is_final:
         log.info("%s: already %s, skipped", run_dir, existing.status)
-        if existing.status == RunStatus.FINISHED:
+        if existing.status == RunStatus.FINISHED and evaluate_test:
             try:
                 _add_missing_metrics(run_dir, existing, spec.data_root, resolved)
             except UserError:
@@ -105,7 +109,7 @@ def _execute_locked(resolved: ResolvedRun, intermediate: Intermediate | None = N
     try:
         write_record(run_dir, record)
         atomic_write_json(run_dir / "config.json", resolved.config())
-        _train_and_evaluate(resolved, splits, record, intermediate)
+        _train_and_evaluate(resolved, splits, record, intermediate, evaluate_test)
     except WriteError as exc:  # no space, read-only, no permission: recorded if the record can still be written
         record.status, record.ended, record.reason = RunStatus.FAILED, now(), str(exc)
         log.error("%s failed: %s", run_dir, record.reason)
@@ -137,6 +141,7 @@ def new_record(resolved: ResolvedRun, existing: RunRecord | None) -> RunRecord:
         attempts=(existing.attempts if existing is not None else 0) + 1,
         plugins=plugin_provenance(resolved) or None,
         environment=environment(spec.device, resolved.train.threads or torch.get_num_threads()),
+        tuning=dict(dict(spec.provenance).get("tuning", ())) or None,
     )
 
 
@@ -156,18 +161,20 @@ def plugin_provenance(resolved: ResolvedRun) -> dict[str, Any]:
     return found
 
 
-def _train_and_evaluate(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None) -> None:
+def _train_and_evaluate(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None,
+                        evaluate_test: bool) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
     threads_before = torch.get_num_threads()
     if resolved.train.threads:
         torch.set_num_threads(resolved.train.threads)
     try:
-        _train_evaluate_and_draw(resolved, splits, record, intermediate)
+        _train_evaluate_and_draw(resolved, splits, record, intermediate, evaluate_test)
     finally:
         torch.set_num_threads(threads_before)  # a run's thread count never leaks into the next run
 
 
-def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None) -> None:
+def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None,
+                             evaluate_test: bool) -> None:
     spec, run_dir = resolved.spec, resolved.run_dir
     device = torch.device(spec.device)
     seed_everything(spec.seed)
@@ -190,14 +197,17 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord, i
         record.status, record.ended, record.reason = RunStatus.PRUNED, now(), outcome.reason
         log.info("%s pruned: %s", run_dir, outcome.reason)
         return
-    record.metrics = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
+    if evaluate_test:
+        record.metrics = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
+    else:
+        record.reason = "a tuning trial: trained and drawn, not evaluated on the test split"
     torch.manual_seed(spec.seed)
     grid = model.sample_in_batches(resolved.eval.grid_size if resolved.benchmark.spec.kind != "points"
                                    else resolved.eval.n_samples)
     pictures.save_samples(run_dir / "samples.png", grid, resolved.benchmark.spec,
                           real=splits.test[: resolved.eval.n_samples], modes=resolved.benchmark.modes,
                           title=description)
-    if model.can_reconstruct and resolved.benchmark.spec.kind != "points":
+    if model.can_reconstruct and resolved.benchmark.spec.kind != "points" and evaluate_test:
         inputs = splits.test[: max(8, resolved.eval.grid_size // 2)].to(device)
         with torch.no_grad():
             model.eval()

@@ -45,7 +45,7 @@ def resolve_data_root(given: Path | str | None = None) -> Path:
 class RunSpec:
     """One run of a sweep. ``model_overrides``, ``benchmark_overrides``, ``train_overrides`` and
     ``eval_overrides`` (field, value) are applied after the profile (e.g. a latent size, the CT
-    mode, bf16 precision)."""
+    mode, bf16 precision, a tuned model's fields)."""
 
     model: str
     benchmark: str
@@ -58,6 +58,9 @@ class RunSpec:
     benchmark_overrides: tuple[tuple[str, Any], ...] = field(default=())
     train_overrides: tuple[tuple[str, Any], ...] = field(default=())
     eval_overrides: tuple[tuple[str, Any], ...] = field(default=())
+    #: where settings came from that the config alone does not say (``tuning``: the study and trial of a
+    #: tuned model's fields); written into the record, not part of the config hash
+    provenance: tuple[tuple[str, Any], ...] = field(default=())
 
 
 @dataclass

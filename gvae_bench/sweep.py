@@ -135,8 +135,13 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
                latent_sizes: Iterable[int] | None = None,
                settings: Mapping[str, Iterable[tuple[str, Any]]] | None = None,
                data_root: Path | str | None = None, out: Path | str = DEFAULT_OUT, device: str = "auto",
-               executor: str = "local", check_data: bool = True) -> SweepPlan:
+               executor: str = "local", check_data: bool = True, tuned_from: Path | str | None = None) -> SweepPlan:
     """Validate a sweep and build its run specs.
+
+    A profile with ``tuned_from`` (``tuned``) gives each model its best configuration from the tuning
+    studies run at that profile (``<tuned_from or out>/tuning/<benchmark>/best_configs.toml``,
+    ``gvae_bench.tuning_outputs.tuned_entry``), before ``settings``; each record names the study and
+    trial it came from (``tuning``).
 
     ``settings``: config fields set after the profile, by section (``{"model": [("width", 32)]}``);
     ``data_root``: as ``resolve_data_root``; ``device``: ``auto``, ``cpu`` or ``cuda``. With ``check_data`` the benchmark's data are loaded
@@ -149,6 +154,7 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
         MODELS.get(name)
     benchmark_cls = BENCHMARKS.get(benchmark)
     get_profile(profile)
+    tuned = _tuned_settings(models, benchmark, profile, Path(tuned_from) if tuned_from is not None else Path(out))
     check_executor(executor)
     seed_values, notes = _seeds(seeds)
     sizes = None if latent_sizes is None else tuple(latent_sizes)
@@ -162,7 +168,9 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
     device = resolve_device(device)
     specs = tuple(
         RunSpec(model=m, benchmark=benchmark, profile=profile, seed=s, data_root=root, out=Path(out), device=device,
-                model_overrides=overrides["model"] + (() if size is None else (("latent_dim", size),)),
+                model_overrides=tuned.get(m, ((), ()))[0] + overrides["model"]
+                + (() if size is None else (("latent_dim", size),)),
+                provenance=tuned.get(m, ((), ()))[1],
                 benchmark_overrides=overrides["benchmark"], train_overrides=overrides["train"],
                 eval_overrides=overrides["eval"])
         for m in models for size in (sizes or (None,)) for s in seed_values)
@@ -173,6 +181,23 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
         benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()
     return SweepPlan(models=models, benchmark=benchmark, profile=profile, seeds=seed_values, latent_sizes=sizes,
                      specs=specs, out=Path(out), notes=notes)
+
+
+def _tuned_settings(models: Sequence[str], benchmark: str, profile: str,
+                    folder: Path) -> dict[str, tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]]:
+    """Per model, the tuned fields and where they came from, for a profile with ``tuned_from`` (else empty)."""
+    from gvae_bench.profiles import tuned_from
+
+    studied = tuned_from(profile)
+    if studied is None:
+        return {}
+    from gvae_bench.tuning_outputs import tuned_entry
+
+    found = {}
+    for model in models:
+        fields, info = tuned_entry(folder, benchmark, model, studied)
+        found[model] = (tuple(fields), (("tuning", tuple(info.items())),))  # hashable, as a RunSpec is
+    return found
 
 
 def execute_sweep(plan: SweepPlan, executor: str = "local", options: ExecutorOptions = ExecutorOptions(), *,

@@ -19,11 +19,12 @@ the ``seed`` of ``validation_split`` only orders the validation rows. Each trial
 exactly N_fit rows.
 
 Selection score. ``val_mmd2``: the registered ``mmd`` metric, the unbiased squared MMD (Gaussian kernel)
-between ``eval.n_samples`` samples of the trained model (drawn with the study's seed) and the
-validation rows, the bandwidth set by the median heuristic on the validation rows (at most 1000,
+between ``score_samples`` (the budget's, else ``eval.n_samples``) samples of the trained model (drawn
+with the study's seed) and as many validation rows, the bandwidth set by the median heuristic on the validation rows (at most 1000,
 fixed seed 0), so every model is scored with one kernel. Lower is better. It is defined for every
 model (all can sample) and every benchmark (images are flattened), which is why it is the default;
-the run's own recorded metrics are measured on the test split and are never read here.
+a trial's run is trained and drawn but never evaluated on the test split (``execute_run(...,
+evaluate_test=False)``), so nothing of the test set enters a study.
 
 Budget. One Optuna study per (dataset, model, profile), ``study_name = f"{dataset}-{model}-{profile}"``
 in ``sqlite:///<out>/tuning/<dataset>/studies.db`` (or any RDB URL), loaded if it exists. ``tune``
@@ -167,14 +168,14 @@ class TuningSummary:
     direction: str = SCORE_DIRECTION
 
 
-def _check_inputs(models: Sequence[str], dataset: str, trials: Any, steps: Any, sampler: str,
+def _check_inputs(models: Sequence[str], dataset: str, trials: Any, steps: Any, score_samples: Any, sampler: str,
                   space: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     from gvae_bench.registry import BENCHMARKS, MODELS
 
     if isinstance(models, str) or not list(models):
         raise UserError("give a list of models to tune, e.g. ['vae', 'wgan_gp']")
     BENCHMARKS.get(dataset)
-    for value, what in ((trials, "trials"), (steps, "steps")):
+    for value, what in ((trials, "trials"), (steps, "steps"), (score_samples, "score_samples")):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserError(f"{what} is a whole number >= 1; got {value!r}")
     if sampler not in SAMPLERS:
@@ -191,11 +192,14 @@ def _check_inputs(models: Sequence[str], dataset: str, trials: Any, steps: Any, 
 def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, profile: str = "smoke",
          steps: int | None = None, out: Path | str, data_root: Path | str | None = None, storage: str | None = None,
          seed: int = 0, sampler: str = "tpe", pruner: bool = True, space: Mapping[str, Any] | None = None,
-         validation_fraction: float | None = None, device: str = "cpu") -> TuningSummary:
+         validation_fraction: float | None = None, score_samples: int | None = None,
+         device: str = "cpu") -> TuningSummary:
     """Tune each of ``models`` on ``dataset`` with ``trials`` trials (in all, counting earlier ones).
 
-    ``trials``, ``steps`` and ``validation_fraction`` default to ``[budget.<profile>]`` of the
-    search-space file (``steps`` absent there: the profile's own steps); ``space`` replaces the
+    ``trials``, ``steps``, ``validation_fraction`` and ``score_samples`` (the model samples, and
+    validation rows, of each selection score) default to ``[budget.<profile>]`` of the search-space
+    file, with ``[budget.<profile>.<dataset>]`` over it (``steps`` absent: the profile's own steps;
+    ``score_samples`` absent: the profile's ``eval.n_samples``); ``space`` replaces the
     search-space file's model tables (same format). Returns a ``TuningSummary``; writes the tables,
     plots and ``best_configs.toml`` under ``<out>/tuning/<dataset>/``.
     """
@@ -207,13 +211,14 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
     get_profile(profile)
     file_space = load_search_space()
     space = dict(space) if space is not None else {k: v for k, v in file_space.items() if k != "budget"}
-    budget = dict(file_space.get("budget", {}).get(profile, {}))
+    budget = budget_defaults(profile, dataset)
     trials = trials if trials is not None else budget.get("trials")
     if trials is None:
         raise UserError(f"give trials: the search-space file has no [budget.{profile}] trials")
     steps = steps if steps is not None else budget.get("steps")
     fraction = validation_fraction if validation_fraction is not None else budget.get("validation_fraction", 0.1)
-    distributions = _check_inputs(models, dataset, trials, steps, sampler, space)
+    score_samples = score_samples if score_samples is not None else budget.get("score_samples")
+    distributions = _check_inputs(models, dataset, trials, steps, score_samples, sampler, space)
     root = resolve_data_root(data_root)
     folder = tuning_folder(out, dataset)
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,7 +234,7 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
     for model, dists in distributions.items():
         with _quiet_optuna():
             summary.studies.append(_tune_one(model, dataset, dists, space, trials=trials, profile=profile, steps=steps,
-                                             folder=folder, data_root=root, rdb=rdb, seed=seed, sampler=sampler,
+                                             score_samples=score_samples, folder=folder, data_root=root, rdb=rdb, seed=seed, sampler=sampler,
                                              pruner=pruner, split=split, device=device))
     from gvae_bench.tuning_outputs import write_outputs  # built on this module's storage helpers
 
@@ -238,7 +243,8 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
 
 
 def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[str, Any], *, trials: int,
-              profile: str, steps: int | None, folder: Path, data_root: Path, rdb, seed: int, sampler: str,
+              profile: str, steps: int | None, score_samples: int | None, folder: Path, data_root: Path, rdb,
+              seed: int, sampler: str,
               pruner: bool, split: Split, device: str) -> StudyResult:
     import optuna
     from optuna.trial import TrialState
@@ -269,7 +275,8 @@ def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[st
         state, value = TrialState.FAIL, None
         with _heartbeat(rdb, trial._trial_id):
             try:
-                state, value = _run_trial(trial, model, dataset, space, profile=profile, steps=steps, folder=folder,
+                state, value = _run_trial(trial, model, dataset, space, profile=profile, steps=steps,
+                                          score_samples=score_samples, folder=folder,
                                           data_root=data_root, seed=seed, pruner=pruner, split=split, device=device)
             except TrialFailed as exc:
                 trial.set_user_attr("reason", str(exc))
@@ -295,6 +302,7 @@ def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[st
 
 
 def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, profile: str, steps: int | None,
+               score_samples: int | None,
                folder: Path, data_root: Path, seed: int, pruner: bool, split: Split, device: str):
     from optuna.trial import TrialState
 
@@ -323,7 +331,8 @@ def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, pro
     resolved = resolve(plan.specs[0])
     trial.set_user_attr("run_dir", str(resolved.run_dir))
     trial.set_user_attr("config_hash", resolved.config_hash)
-    n_samples = resolved.eval.n_samples
+    n_samples = score_samples or resolved.eval.n_samples
+    trial.set_user_attr("score_samples", n_samples)
     scores: dict[int, float] = {}
     judge = None
     if every:
@@ -338,7 +347,7 @@ def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, pro
             return trial.should_prune()
 
         judge = Intermediate(every=every, judge=judge_at)
-    record, outcome = execute_run(plan.specs[0], intermediate=judge)
+    record, outcome = execute_run(plan.specs[0], intermediate=judge, evaluate_test=False)
     trial.set_user_attr("status", "held" if outcome == Outcome.HELD else str(record.status.value))
     trial.set_user_attr("train_seconds", record.train_seconds)
     trial.set_user_attr("steps_done", record.steps_done)

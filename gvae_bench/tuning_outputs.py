@@ -173,19 +173,36 @@ def _plots(folder: Path, dataset: str, curves: dict[str, list[float]], scores: d
 def tuned_overrides(out: Path | str, dataset: str, model: str, profile: str | None = None) -> dict[str, list[tuple[str, Any]]]:
     """The best configuration of ``model`` on ``dataset`` as ``plan_sweep`` settings (``{"model": [...]}``),
     from ``<out>/tuning/<dataset>/best_configs.toml``; ``profile`` picks among several tuned profiles."""
+    fields, _ = tuned_entry(out, dataset, model, profile)
+    return {"model": fields}
+
+
+def tuned_entry(out: Path | str, dataset: str, model: str,
+                profile: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The best configuration of ``model`` on ``dataset`` (field, value pairs) and where it came from
+    (the file, its SHA-256, the study, the trial, its validation score): ``UserError`` when there is none."""
+    import hashlib
+
     path = tuning_folder(out, dataset) / "best_configs.toml"
     if not path.is_file():
-        raise UserError(f"no tuned configurations for {dataset} under {path.parent}; run the tuning first")
-    with open(path, "rb") as handle:
-        configs = tomllib.load(handle)
+        raise UserError(f"no tuned configurations for {dataset} under {path.parent}; run `runner.py tune --dataset "
+                        f"{dataset} ...` first, or point --tuned-from at a folder holding tuning/{dataset}/")
+    raw = path.read_bytes()
+    try:
+        configs = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path} is not a best-configurations file (TOML): {exc}") from None
     if model not in configs:
-        raise UserError(f"{model} has no tuned configuration for {dataset} (tuned: {', '.join(configs) or 'none'})")
+        raise UserError(f"{model} has no tuned configuration for {dataset} in {path} (tuned: {', '.join(configs) or 'none'})")
     profiles = configs[model]
     if profile is None:
         if len(profiles) != 1:
             raise UserError(f"{model} is tuned on {dataset} under profiles {', '.join(profiles)}; name one")
         profile = next(iter(profiles))
     if profile not in profiles:
-        raise UserError(f"{model} has no tuned configuration for {dataset} under profile {profile!r}")
-    values = profiles[profile]["model"]
-    return {"model": [(key, tuple(value) if isinstance(value, list) else value) for key, value in values.items()]}
+        raise UserError(f"{model} has no tuned configuration for {dataset} under profile {profile!r} in {path}")
+    entry = profiles[profile]
+    fields = [(key, tuple(value) if isinstance(value, list) else value) for key, value in entry["model"].items()]
+    info = {"best_configs": str(path), "best_configs_sha256": hashlib.sha256(raw).hexdigest(), "tuned_profile": profile,
+            **{key: entry[key] for key in ("study", "trial", "score", "value") if key in entry}}
+    return fields, info

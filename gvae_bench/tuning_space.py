@@ -26,9 +26,14 @@ def load_search_space(path: Path = SEARCH_SPACE_FILE) -> dict[str, Any]:
         return tomllib.load(handle)
 
 
-def budget_defaults(profile: str, path: Path = SEARCH_SPACE_FILE) -> dict[str, Any]:
-    """``[budget.<profile>]`` of the search-space file (empty when the profile has none)."""
-    return dict(load_search_space(path).get("budget", {}).get(profile, {}))
+def budget_defaults(profile: str, dataset: str | None = None, path: Path = SEARCH_SPACE_FILE) -> dict[str, Any]:
+    """``[budget.<profile>]`` of the search-space file, with ``[budget.<profile>.<dataset>]`` over it
+    (empty when the profile has none)."""
+    table = dict(load_search_space(path).get("budget", {}).get(profile, {}))
+    values = {key: value for key, value in table.items() if not isinstance(value, dict)}
+    if dataset is not None and isinstance(table.get(dataset), dict):
+        values.update(table[dataset])
+    return values
 
 
 def _distributions(model: str, params: Mapping[str, Any]) -> dict[str, Any]:

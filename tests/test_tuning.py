@@ -196,3 +196,23 @@ def test_search_space_file_names_only_existing_fields_with_sources():
     bad = {"vae": {"n_critic": {"low": 1, "high": 5, "source": "x"}}}
     with pytest.raises(UserError):
         _distributions("vae", bad["vae"])
+
+
+def test_budget_per_dataset_is_over_the_profiles():
+    from gvae_bench.tuning_space import budget_defaults
+
+    assert budget_defaults("quick") == {"trials": 20, "validation_fraction": 0.1}
+    mnist = budget_defaults("quick", "mnist")
+    assert mnist == {"trials": 16, "validation_fraction": 0.1, "steps": 300, "score_samples": 2000}
+    assert budget_defaults("quick", "fashion_mnist") == budget_defaults("quick")
+
+
+def test_trials_never_read_the_test_split(tuned):
+    from gvae_bench.records import read_record
+
+    out, _ = tuned
+    for study in _studies(out).values():
+        for trial in study.trials:
+            if "run_dir" in trial.user_attrs and trial.state.name != "FAIL":
+                record = read_record(Path(trial.user_attrs["run_dir"]))
+                assert record.metrics == {} and "not evaluated on the test split" in record.reason
