@@ -73,3 +73,24 @@ def test_samples_move_toward_the_ring(name, tmp_path):
     train(model, splits.train, TrainConfig(steps=300, batch_size=128, checkpoint_every=300, log_every=10), tmp_path, seed=0)
     after = gaussian_kernel_mmd2_unbiased(model.sample_in_batches(1000), splits.test, bandwidth)
     assert after < 0.3 * before, f"{name}: MMD^2 {before:.4f} -> {after:.4f}"
+
+
+def test_alpha_gan_in_kwon_et_al_wgan_gp_form_learns_the_ring(tmp_path):
+    bench = Ring8(".", Ring8.Config(n_train=20000, n_test=1000))
+    splits = bench.load()
+    model = _model("alpha_gan", bench.spec, width=64, latent_dim=2, lr=1e-3, loss_form="wgan_gp", gp_weight=0.1)
+    before = gaussian_kernel_mmd2_unbiased(model.sample_in_batches(1000), splits.test, 0.1)
+    outcome = train(model, splits.train, TrainConfig(steps=300, batch_size=128, checkpoint_every=300, log_every=10),
+                    tmp_path, seed=0)
+    after = gaussian_kernel_mmd2_unbiased(model.sample_in_batches(1000), splits.test, 0.1)
+    assert {"critic_loss", "wasserstein", "code_critic_loss"} <= set(outcome.loss_log[-1])  # the critics' form
+    assert after < 0.3 * before, f"alpha_gan wgan_gp: MMD^2 {before:.4f} -> {after:.4f}"
+
+
+def test_alpha_gan_loss_form_is_checked():
+    from gvae_bench.errors import UserError
+    from gvae_bench.models.alpha_gan import AlphaGANConfig
+
+    with pytest.raises(UserError, match="loss_form must be one of gan, wgan_gp"):
+        AlphaGANConfig(loss_form="hinge")
+    assert "loss_form" not in AlphaGANConfig().hash_dict()  # the runs made before it keep their hashes
