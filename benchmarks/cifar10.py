@@ -138,8 +138,9 @@ class CIFAR10(Benchmark):
 
         def read(names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
             parts = [batch_arrays(self.folder / name) for name in names]
-            images = torch.from_numpy(np.concatenate([images for images, _ in parts]))
-            return images.float().div_(127.5).sub_(1.0), torch.from_numpy(np.concatenate([labels for _, labels in parts]))
+            images = torch.from_numpy(np.concatenate([part[0] for part in parts]))
+            labels = torch.from_numpy(np.concatenate([part[1] for part in parts]))
+            return images.float().div_(127.5).sub_(1.0), labels
 
         (train, train_labels), (test, test_labels) = read(TRAIN_FILES), read(TEST_FILES)
         names = read_batch_file(self.folder / META_FILE).get("label_names")

@@ -252,7 +252,8 @@ class ImageFolder(Benchmark):
         if n - n_test < 1:
             raise DataMissingError(f"image_folder: {n} readable image(s) in {root}; at least 3 are needed (2 or more "
                                    f"for the test set, test_fraction {cfg.test_fraction:g}, and 1 for training)")
-        order = sorted(range(n), key=lambda i: hashlib.sha256(f"{cfg.split_seed}:{prepared.files[i]}".encode()).digest())
+        order = sorted(range(n), key=lambda i: hashlib.sha256(f"{cfg.split_seed}:{prepared.files[i]}".encode())
+                       .digest())
         test_index, train_index = torch.tensor(order[:n_test]), torch.tensor(order[n_test:])
 
         def scale(index: torch.Tensor) -> torch.Tensor:

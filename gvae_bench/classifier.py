@@ -133,12 +133,14 @@ def train_classifier(dataset: str, data_root: Path, config: ClassifierConfig | N
     """
     config = config or ClassifierConfig()
     splits = source.load() if source is not None else None
-    digest = None if splits is None else tensors_sha256(splits.train, splits.train_labels, splits.test, splits.test_labels)
+    digest = None if splits is None else tensors_sha256(splits.train, splits.train_labels,
+                                                        splits.test, splits.test_labels)
     key = _key(dataset, data_root, config, digest)
     weights, record_path = cache_root() / f"{key}.pt", cache_root() / f"{key}.json"
     if weights.is_file() and record_path.is_file():
         record = json.loads(record_path.read_text())
-        model = DomainClassifier(config.width, record.get("n_classes", 10), record.get("channels", 1), record.get("size", 28))
+        model = DomainClassifier(config.width, record.get("n_classes", 10), record.get("channels", 1),
+                                 record.get("size", 28))
         model.load_state_dict(safe_load(weights))
         return model.eval(), record
 
@@ -146,7 +148,8 @@ def train_classifier(dataset: str, data_root: Path, config: ClassifierConfig | N
     shape = tuple(benchmark.spec.shape)
     if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] != shape[2] or shape[1] not in SIDES:
         raise UserError(f"{dataset}: domain classifiers are for labelled 1- or 3-channel square images of "
-                        f"{', '.join(map(str, SIDES))} px such as mnist or cifar10; {dataset} has samples of shape {shape}")
+                        f"{', '.join(map(str, SIDES))} px such as mnist or cifar10; {dataset} has samples of "
+                        f"shape {shape}")
     splits = splits or benchmark.load()
     if splits.train_labels is None or splits.test_labels is None:
         raise UserError(f"{dataset}: its data have no class labels, so no domain classifier can be trained on them")

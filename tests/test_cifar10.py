@@ -34,8 +34,10 @@ class _Python2Pickler(pickle._Pickler):
     dispatch = dict(pickle._Pickler.dispatch)
 
     def save_bytes(self, obj: bytes) -> None:
-        opcode = pickle.SHORT_BINSTRING + bytes([len(obj)]) if len(obj) < 256 else pickle.BINSTRING + struct.pack("<i", len(obj))
-        self.write(opcode + obj)
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
         self.memoize(obj)
 
     dispatch[bytes] = save_bytes

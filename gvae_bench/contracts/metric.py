@@ -118,7 +118,8 @@ class EvalContext:
         samples = self._samples(which, n)
         step = int(getattr(classifier, "in_channels", 1))
         if samples.shape[1] % step:
-            raise ValueError(f"the domain classifier reads {step} channels at a time; the samples have {samples.shape[1]}")
+            raise ValueError(f"the domain classifier reads {step} channels at a time; the samples have "
+                             f"{samples.shape[1]}")
         with torch.no_grad():
             return [torch.cat([read(classifier, samples[i : i + 1000, c : c + step].float())
                                for i in range(0, len(samples), 1000)])
