@@ -18,7 +18,8 @@ Preprocessing, every step a config field (``CTConfig``):
    record says so.
 
 Preprocessed arrays are cached, keyed by the benchmark, the files (names, sizes, modification
-times) and this config, under ``$GVAE_BENCH_CACHE/ct`` (never inside the data root), so a second
+times) and this config, under ``ct/`` in the harness's cache folder (``$GVAE_BENCH_CACHE``, see
+``gvae_bench.checkpoints.cache_folder``; never inside the data root), so a second
 run does not read DICOM again. The split and the geometry (shapes, spacings) go into the run's
 data info; no file name or DICOM field that could identify a patient does.
 """
@@ -28,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from gvae_bench.contracts.benchmark import Benchmark, BenchmarkConfig, DataSpec, DataSplits
-from gvae_bench.checkpoints import UnreadableFileError, safe_load
+from gvae_bench.checkpoints import UnreadableFileError, cache_folder, safe_load
 from gvae_bench.errors import DataMissingError
 from gvae_bench.atomic import atomic_save
 from gvae_bench.registry import BENCHMARKS
@@ -89,10 +89,6 @@ class CTConfig(BenchmarkConfig):
         """[-1, 1] -> HU (values outside the window come back clipped to its edges)."""
         low = self.window_level - self.window_width / 2
         return (values.clamp(-1, 1) + 1.0) / 2.0 * self.window_width + low
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("GVAE_BENCH_CACHE", Path.home() / ".cache" / "gvae-bench")) / "ct"
 
 
 class CTBenchmark(Benchmark):
@@ -155,7 +151,7 @@ class CTBenchmark(Benchmark):
         folder = self.source_folder()
         key_text = json.dumps({"benchmark": self.registered_name, "root": str(folder.resolve()),
                                "files": self._files_fingerprint(folder), "config": cfg.to_dict()}, sort_keys=True)
-        cache = _cache_dir() / f"{self.registered_name}-{hashlib.sha256(key_text.encode()).hexdigest()[:12]}.pt"
+        cache = cache_folder("ct") / f"{self.registered_name}-{hashlib.sha256(key_text.encode()).hexdigest()[:12]}.pt"
         if cache.is_file():
             log.info("%s: preprocessed arrays from the cache %s", self.registered_name, cache)
             try:

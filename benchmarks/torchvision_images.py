@@ -6,7 +6,8 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Callable, ClassVar, Sequence, TypeVar
 
 import torch
 from torchvision import datasets
@@ -28,6 +29,26 @@ _RAW_FILES = (
 
 
 BINARIZE = ("none", "dynamic")
+
+T = TypeVar("T")
+
+
+def download_or_explain(download: Callable[[], T], folders: Sequence[Path], missing_message: Callable[[str], str],
+                        what: str) -> T:
+    """``download()`` (logged as ``what``), unless ``$GVAE_BENCH_OFFLINE`` is set; when it is set, or
+    the download fails, a ``DataMissingError`` whose text is ``missing_message(why)``, after removing
+    those of ``folders`` that did not exist before and are left empty."""
+    if os.environ.get(OFFLINE_ENV):
+        raise DataMissingError(missing_message(f"{OFFLINE_ENV} is set, so no download was tried"))
+    log.info("%s; trying to download it", what)
+    absent = [folder for folder in folders if not folder.exists()]
+    try:
+        return download()
+    except Exception as exc:
+        for folder in absent:  # the download's folders, if it left them empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise DataMissingError(missing_message(f"the download failed: {type(exc).__name__}")) from None
 
 
 @dataclass
@@ -67,17 +88,9 @@ class TorchvisionGreyImages(Benchmark):
             return self.dataset_class(str(self.data_root), train=train, download=False)
         except RuntimeError:
             pass  # not on disk: try the real download path, for users who have a network
-        if os.environ.get(OFFLINE_ENV):
-            raise DataMissingError(self._missing_message(f"{OFFLINE_ENV} is set, so no download was tried"))
-        log.info("%s not found under %s; trying to download it", self.dataset_class.__name__, self.raw_folder)
-        absent = [folder for folder in (self.raw_folder, self.raw_folder.parent, self.data_root) if not folder.exists()]
-        try:
-            return self.dataset_class(str(self.data_root), train=train, download=True)
-        except Exception as exc:
-            for folder in absent:  # the download's folders, if it left them empty
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
-            raise DataMissingError(self._missing_message(f"the download failed: {type(exc).__name__}")) from None
+        return download_or_explain(lambda: self.dataset_class(str(self.data_root), train=train, download=True),
+                                   (self.raw_folder, self.raw_folder.parent, self.data_root), self._missing_message,
+                                   f"{self.dataset_class.__name__} not found under {self.raw_folder}")
 
     def _missing_message(self, why: str) -> str:
         return (

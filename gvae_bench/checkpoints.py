@@ -39,6 +39,22 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.previous.pt"
 
+#: the environment variable naming the folder of the harness's caches (classifiers, preprocessed data)
+CACHE_ENV = "GVAE_BENCH_CACHE"
+
+
+def cache_folder(kind: str) -> Path:
+    """The folder of one kind of cache file (``classifiers``, ``ct``, ``image_folder``): under
+    ``$GVAE_BENCH_CACHE``, else ``$XDG_CACHE_HOME/gvae-bench``, else ``~/.cache/gvae-bench``. Cache
+    files are read back with ``safe_load`` (tensors and plain data only)."""
+    if os.environ.get(CACHE_ENV):
+        base = Path(os.environ[CACHE_ENV])
+    elif os.environ.get("XDG_CACHE_HOME"):
+        base = Path(os.environ["XDG_CACHE_HOME"]) / "gvae-bench"
+    else:
+        base = Path.home() / ".cache" / "gvae-bench"
+    return base / kind
+
 
 class UnsafeFileError(UserError):
     """A file that holds objects other than tensors and plain data: refused, nothing in it run."""

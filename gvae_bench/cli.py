@@ -67,7 +67,7 @@ def _cpus(text: str) -> float:
               help="Override one config field after the profile; SECTION is model, benchmark, train or eval, e.g. "
                    "--set benchmark.mode=3d --set model.width=32 --set train.precision=bf16 (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw). Default: ${DATA_ROOT_ENV}, else ./data.")
+              help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py). Default: ${DATA_ROOT_ENV}, else ./data.")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/. The default is git-ignored; "
                    "the committed reference results are in results/reference.")
@@ -327,7 +327,7 @@ def export_nifti_command(run_dir: Path, count: int, data_root: Path | None) -> N
 
 
 @cli.command("classifier")
-@click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist or fashion_mnist.")
+@click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist, fashion_mnist or cifar10.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
 def classifier_command(dataset: str, data_root: Path | None) -> None:

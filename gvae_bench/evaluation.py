@@ -40,7 +40,8 @@ def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, c
     domain_classifier, classifier_record = None, None
     if any(NEEDS_CLASSIFIER in metric.needs for name, metric in metrics if name in applicable):
         domain_classifier, classifier_record = train_classifier(
-            benchmark.classifier_dataset, benchmark.data_root, classifier or ClassifierConfig())
+            benchmark.classifier_dataset, benchmark.data_root, classifier or ClassifierConfig(),
+            source=benchmark.classifier_source())
     ctx = EvalContext(model=model, benchmark=benchmark, splits=splits, config=config, seed=seed,
                       classifier=domain_classifier, classifier_record=classifier_record)
     results: dict[str, dict[str, Any]] = {}

@@ -13,6 +13,12 @@ model file):
   cropped to 7x7) to 28x28; the critic trunk is three 5x5 stride-2 convolutions
   (DIM, 2*DIM, 4*DIM) with LeakyReLU(0.2) and no batch norm (the gradient penalty is per-sample,
   which batch norm would break). ``width`` is DIM.
+* ``dcgan32``: 32x32 images with 1 or 3 channels (CIFAR-10, image folders at 32 px): the WGAN-GP
+  CIFAR-10 architecture of the same code (``gan_cifar.py``): the generator maps z through a linear
+  layer to ``4*DIM x 4 x 4`` and three 5x5 stride-2 transposed convolutions to 8, 16 and 32 px,
+  with batch norm and ReLU after the linear layer and the first two convolutions (their generator
+  has it; their MNIST one does not); the critic trunk is ``dcgan28``'s, which takes 32 px to 16, 8
+  and 4 px, again without batch norm. ``width`` is DIM (128 in their code).
 * ``mlp2d``: points in R^2 (the Gaussian mixtures): three hidden layers of ``width`` units, ReLU in
   the generator and LeakyReLU(0.2) in the trunk.
 * ``resnet``: 64 and 128 px images, the ResNet generator and discriminator of the GVAE paper's
@@ -106,13 +112,33 @@ def _dcgan28_generator(shape: tuple[int, ...], latent_dim: int, width: int, out:
     )
 
 
-def _dcgan28_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
+def _dcgan32_generator(shape: tuple[int, ...], latent_dim: int, width: int, out: OutputActivation) -> nn.Module:
+    channels = shape[0]
+    w = width
+    return nn.Sequential(
+        nn.Linear(latent_dim, 4 * 4 * 4 * w),
+        nn.BatchNorm1d(4 * 4 * 4 * w),
+        nn.ReLU(),
+        _Reshape(4 * w, 4, 4),
+        nn.ConvTranspose2d(4 * w, 2 * w, 5, stride=2, padding=2, output_padding=1),  # 8x8
+        nn.BatchNorm2d(2 * w),
+        nn.ReLU(),
+        nn.ConvTranspose2d(2 * w, w, 5, stride=2, padding=2, output_padding=1),  # 16x16
+        nn.BatchNorm2d(w),
+        nn.ReLU(),
+        nn.ConvTranspose2d(w, channels, 5, stride=2, padding=2, output_padding=1),  # 32x32
+        _activation(out),
+    )
+
+
+def _dcgan_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
+    """``dcgan28`` and ``dcgan32``: three 5x5 stride-2 convolutions, 28 -> 14 -> 7 -> 4 or 32 -> 16 -> 8 -> 4 px."""
     channels = shape[0]
     w = width
     trunk = nn.Sequential(
-        nn.Conv2d(channels, w, 5, stride=2, padding=2),  # 14x14
+        nn.Conv2d(channels, w, 5, stride=2, padding=2),  # 14x14 or 16x16
         nn.LeakyReLU(0.2),
-        nn.Conv2d(w, 2 * w, 5, stride=2, padding=2),  # 7x7
+        nn.Conv2d(w, 2 * w, 5, stride=2, padding=2),  # 7x7 or 8x8
         nn.LeakyReLU(0.2),
         nn.Conv2d(2 * w, 4 * w, 5, stride=2, padding=2),  # 4x4
         nn.LeakyReLU(0.2),
@@ -246,7 +272,9 @@ def _conv3d_trunk(shape: tuple[int, ...], width: int) -> tuple[nn.Module, int]:
 
 for _family in (
     NetworkFamily(name="dcgan28", supports=lambda s: len(s) == 3 and s[1:] == (28, 28) and s[0] in (1, 3),
-                  generator=_dcgan28_generator, trunk=_dcgan28_trunk, shapes="(1 or 3, 28, 28) images"),
+                  generator=_dcgan28_generator, trunk=_dcgan_trunk, shapes="(1 or 3, 28, 28) images"),
+    NetworkFamily(name="dcgan32", supports=lambda s: len(s) == 3 and s[1:] == (32, 32) and s[0] in (1, 3),
+                  generator=_dcgan32_generator, trunk=_dcgan_trunk, shapes="(1 or 3, 32, 32) images"),
     NetworkFamily(name="resnet", supports=lambda s: len(s) == 3 and s[1] == s[2] and s[1] in (64, 128),
                   generator=_resnet_generator, trunk=_resnet_trunk, shapes="(C, 64 or 128, same) images"),
     NetworkFamily(name="conv3d", supports=lambda s: len(s) == 4 and s[1] == s[2] == s[3] and s[1] in (16, 32, 64),

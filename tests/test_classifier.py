@@ -65,3 +65,43 @@ def test_feature_metrics_score_the_training_data_as_their_reference(data_root):
     assert reference["fid"] < 0.1 * negated["fid"].value
     for name in ("precision", "recall", "density", "coverage"):
         assert negated[name].value < 0.5 * reference[name], name
+
+
+def test_the_classifier_takes_each_image_size_and_keeps_mnists_weight_layout():
+    """28 px grey keeps the layout of the classifiers cached before other sizes existed (their
+    weights still load); 32, 64 and 128 px colour images reach the same 8x8 maps and features."""
+    import torch
+
+    from gvae_bench.classifier import DomainClassifier
+
+    keys = list(DomainClassifier(8).state_dict())
+    assert keys == [f"trunk.{i}.{p}" for i in (0, 2, 5, 7, 12) for p in ("weight", "bias")] + ["head.1.weight", "head.1.bias"]
+    for size in (32, 64, 128):
+        model = DomainClassifier(8, n_classes=4, channels=3, size=size)
+        assert model.trunk[-2].in_features == 2 * 8 * 8 * 8  # 2w channels of 8x8
+        images = torch.zeros(2, 3, size, size)
+        assert model.features(images).shape == (2, FEATURE_DIM) and model(images).shape == (2, 4)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        DomainClassifier(8, channels=2)
+
+
+def test_features_read_as_many_channels_at_a_time_as_the_classifier_takes():
+    """Stacked MNIST's 1-channel classifier reads each of three channels (3 x 128 features); a
+    colour classifier reads the three together (128)."""
+    import torch
+
+    from gvae_bench.classifier import DomainClassifier
+    from gvae_bench.contracts.benchmark import DataSplits
+    from gvae_bench.contracts.metric import EvalContext
+    from gvae_bench.profiles import EvalConfig
+
+    images = torch.rand(6, 3, 28, 28) * 2 - 1
+    for channels, width in ((1, 3 * FEATURE_DIM), (3, FEATURE_DIM)):
+        classifier = DomainClassifier(8, channels=channels).eval()
+        ctx = EvalContext(model=None, benchmark=None, splits=DataSplits(images, images), config=EvalConfig(n_samples=6),
+                          seed=0, classifier=classifier)
+        features = ctx.features("real", 6)
+        assert features.shape == (6, width)
+        if channels == 1:
+            with torch.no_grad():
+                assert torch.allclose(features[:, FEATURE_DIM:2 * FEATURE_DIM], classifier.features(images[:, 1:2]))

@@ -18,7 +18,8 @@ def _one_line_error(result) -> str:
 def test_list_prints_every_registered_name_with_a_description():
     result = run_cli("list")
     assert result.returncode == 0, result.stderr
-    for name in ("vae", "wgan_gp", "mnist", "fashion_mnist", "ring8", "grid25", "mmd", "ms_ssim", "smoke", "quick", "paper"):
+    for name in ("vae", "wgan_gp", "mnist", "fashion_mnist", "ring8", "grid25", "image_folder", "cifar10", "mmd", "ms_ssim",
+                 "smoke", "quick", "paper"):
         line = next(l for l in result.stdout.splitlines() if l.strip().startswith(name + " "))
         assert len(line.split()) > 2, line
 

@@ -1,4 +1,4 @@
-"""Every model learns: in every network family (28 px, 64 px, 3D) at smoke size its loss falls,
+"""Every model learns: in every network family (28 px, 32 px, 64 px, 3D) at smoke size its loss falls,
 and on the ring its samples move toward the data."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from gvae_bench.metrics.mmd import gaussian_kernel_mmd2_unbiased
 from gvae_bench.contracts.family import family_for
 
 MODEL_NAMES = ["vae", "wgan_gp", "gvae", "vae_gan", "alpha_gan"]
-SHAPES = {"dcgan28": (1, 28, 28), "resnet": (1, 64, 64), "conv3d": (1, 16, 16, 16)}
+SHAPES = {"dcgan28": (1, 28, 28), "dcgan32": (3, 32, 32), "resnet": (1, 64, 64), "conv3d": (1, 16, 16, 16)}
 # the loss each model's update lowers most directly: the reconstruction term where there is one,
 # else the critic's loss (at initialisation it is ~lambda, the penalty of a zero-gradient critic)
 # (vae_gan's content loss lives in the moving feature space of its discriminator and rises while

@@ -89,7 +89,9 @@ class Benchmark(ABC):
 
     Config: ClassVar[type[BenchmarkConfig]] = BenchmarkConfig
     registered_name: ClassVar[str]
-    #: the labelled dataset whose domain classifier gives this benchmark's feature space (None: none)
+    #: the labelled dataset whose domain classifier gives this benchmark's feature space (None: none);
+    #: a classifier of C channels reads a sample's channels C at a time (Stacked MNIST: MNIST's
+    #: 1-channel classifier reads each of the three digits)
     classifier_dataset: ClassVar[str | None] = None
     #: how the likelihood metrics (metrics/likelihood.py) read the test data: "binarized" (one fixed,
     #: seeded binarization of grey images, Bernoulli observations; the MNIST log-likelihood
@@ -116,6 +118,13 @@ class Benchmark(ABC):
     @abstractmethod
     def _load(self) -> DataSplits:
         """Read (or make) the full train and test sets."""
+
+    def classifier_source(self) -> "Benchmark | None":
+        """The benchmark whose own labelled splits train the domain classifier, at its own settings
+        (for labels that come with the user's files, e.g. an image folder's class subfolders; the
+        classifier is then keyed by those tensors). None: the registered ``classifier_dataset`` at
+        its default settings under the data root."""
+        return None
 
     def train_batch_transform(self) -> "BatchTransform | None":
         """A function applied to every training batch as it is drawn (with the batch stream's

@@ -1,8 +1,8 @@
 """The network-family contract: which family of networks builds the models for data of a shape.
 
 A network family is a generator builder and a feature-trunk builder for one family of data
-shapes (28 px images, 64/128 px images, volumes, points). The run's family is chosen by the data's
-shape alone, so profiles can set per-family defaults (``match = { family = "dcgan28" }``) and the
+shapes (28 px images, 32 px images, 64/128 px images, volumes, points). The run's family is
+chosen by the data's shape alone, so profiles can set per-family defaults (``match = { family = "dcgan28" }``) and the
 run record names the family. The families themselves are networks and live with the models
 (``gvae_bench.models.networks`` registers the built-in ones); a plugin may register more with
 ``register_family``.

@@ -109,23 +109,27 @@ class EvalContext:
 
     def _read_per_channel(self, which: str, n: int,
                           read: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-        """``read(classifier, images)`` on each channel of ``n`` samples of the set ``which`` (as in
-        ``features``), in batches of 1000, with the benchmark's domain classifier: one tensor per
-        channel."""
+        """``read(classifier, images)`` on ``n`` samples of the set ``which`` (as in ``features``),
+        in batches of 1000, with the benchmark's domain classifier, whose ``in_channels`` (1 when it
+        has none) it is given at a time: one tensor per group of channels."""
         classifier = self.classifier
         if classifier is None:
             raise RuntimeError("this metric reads the domain classifier, but the evaluation context was given none")
         samples = self._samples(which, n)
+        step = int(getattr(classifier, "in_channels", 1))
+        if samples.shape[1] % step:
+            raise ValueError(f"the domain classifier reads {step} channels at a time; the samples have "
+                             f"{samples.shape[1]}")
         with torch.no_grad():
-            return [torch.cat([read(classifier, samples[i : i + 1000, c : c + 1].float())
+            return [torch.cat([read(classifier, samples[i : i + 1000, c : c + step].float())
                                for i in range(0, len(samples), 1000)])
-                    for c in range(samples.shape[1])]
+                    for c in range(0, samples.shape[1], step)]
 
     def features(self, which: str, n: int) -> torch.Tensor:
         """Penultimate-layer features of the benchmark's domain classifier for ``n`` generated
         (``which="generated"``), real test (``"real"``) or real training (``"train"``) samples.
-        Multi-channel images (Stacked MNIST) are read channel by channel and the channels'
-        features concatenated."""
+        Samples with more channels than the classifier reads (Stacked MNIST's three digits, read by
+        MNIST's 1-channel classifier) are read group by group and the groups' features concatenated."""
         key = f"{which}:{n}"
         if key not in self._features:
             self._features[key] = torch.cat(
@@ -133,8 +137,8 @@ class EvalContext:
         return self._features[key]
 
     def predicted_classes(self, which: str, n: int) -> torch.Tensor:
-        """The domain classifier's argmax class for each channel of ``n`` generated, real test or
-        real training samples (``which`` as in ``features``), shape (n, channels)."""
+        """The domain classifier's argmax class for each channel group (as in ``features``) of ``n``
+        generated, real test or real training samples, shape (n, groups)."""
         key = f"classes:{which}:{n}"
         if key not in self._features:
             self._features[key] = torch.stack(
