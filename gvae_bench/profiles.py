@@ -71,7 +71,7 @@ class EvalConfig(ConfigBase):
     1000 (1 - e^(-n/1000)) modes in expectation), so they are only comparable at the same n.
     ``frd_samples``: generated samples, and at most as many real test and real training samples,
     for the Frechet Radiomics Distance on CT (``frd``); its radiomic features are extracted on the
-    CPU, one image at a time (about 0.2 s a 64 px slice, 0.5 s a 16^3 patch), so it has its own count.
+    CPU, one image at a time (about 0.25 s a slice, 0.5 s a 16^3 patch), so it has its own count.
     """
 
     n_samples: int = 5000
