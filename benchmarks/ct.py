@@ -109,24 +109,37 @@ class CTBenchmark(Benchmark):
         """Samples in [-1, 1] back to Hounsfield units (through the configured window)."""
         return self.config.unwindow(values)  # type: ignore[attr-defined]
 
+    def sample_spacing_mm(self) -> tuple[float, ...]:
+        """Pixel or voxel size of a sample in mm, (x, y) for 2D slices and (x, y, z) for 3D patches.
+
+        3D mode: the isotropic ``spacing_mm`` the volumes were resampled to. 2D mode: a slice's
+        field of view over ``size``, the field of view being the mean over the volumes read (each
+        slice was resized from its volume's whole field of view to ``size`` x ``size`` px).
+        """
+        cfg: CTConfig = self.config  # type: ignore[assignment]
+        if cfg.mode == "3d":
+            return (cfg.spacing_mm,) * 3
+        volumes = self.load().info["volumes"]
+        fov_yx = np.mean([[v["shape_zyx"][1] * v["spacing_zyx_mm"][1], v["shape_zyx"][2] * v["spacing_zyx_mm"][2]]
+                          for v in volumes], axis=0)
+        return float(fov_yx[1] / cfg.size), float(fov_yx[0] / cfg.size)
+
     def write_nifti(self, samples: torch.Tensor, folder: Path) -> list[Path]:
         """Write samples in [-1, 1] as NIfTI files in HU that open in the usual viewers.
 
         3D mode: one file per sample, isotropic ``spacing_mm`` voxels. 2D mode: one file holding
         the slices as a stack (z = sample index, 1 mm apart: independent samples, not a volume),
-        in-plane spacing = the mean field of view of the training volumes / ``size``. Only
-        geometry goes into the header. Orientation LPS, as the training data were read.
+        in-plane spacing ``sample_spacing_mm()``. Only geometry goes into the header. Orientation
+        LPS, as the training data were read.
         """
         cfg: CTConfig = self.config  # type: ignore[assignment]
         folder.mkdir(parents=True, exist_ok=True)
         hu = self.to_hu(samples.float().cpu()).numpy()[:, 0]
+        spacing = self.sample_spacing_mm()
         if cfg.mode == "3d":
-            stacks = [(arr, (cfg.spacing_mm,) * 3) for arr in hu]
+            stacks = [(arr, spacing) for arr in hu]
         else:
-            volumes = self.load().info["volumes"]
-            fov = np.mean([[v["shape_zyx"][1] * v["spacing_zyx_mm"][1], v["shape_zyx"][2] * v["spacing_zyx_mm"][2]]
-                           for v in volumes], axis=0)
-            stacks = [(hu, (fov[1] / cfg.size, fov[0] / cfg.size, 1.0))]
+            stacks = [(hu, (*spacing, 1.0))]
         paths = []
         for index, (array, spacing_xyz) in enumerate(stacks):
             import SimpleITK as sitk

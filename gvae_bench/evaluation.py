@@ -16,7 +16,7 @@ import torch
 
 from gvae_bench.classifier import ClassifierConfig, train_classifier
 from gvae_bench.contracts.benchmark import Benchmark, DataSplits
-from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, EvalContext, Metric
+from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, EvalContext, Metric, NotApplicable
 from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.profiles import EvalConfig
 from gvae_bench.registry import METRICS
@@ -30,7 +30,8 @@ def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, c
     """Every registered metric's result for ``model``, as JSON-able dicts keyed by metric name.
 
     Each entry has ``value`` (None for n/a), ``higher_is_better``, ``table`` and, for n/a, ``na``
-    with what was missing; for computed ones the sample counts, ``reference`` and ``details``.
+    with what was missing (or why the samples left it undefined: ``NotApplicable``); for computed
+    ones the sample counts, ``reference`` and ``details``.
     ``only``: evaluate just these metric names. ``classifier``: the domain classifier's training
     config (its defaults when None).
     """
@@ -52,8 +53,13 @@ def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, c
             results[name] = {**base, "value": None, "na": f"needs {', '.join(metric.missing(model, benchmark))}"}
             continue
         began = time.perf_counter()
-        with torch.no_grad():
-            result = metric.compute(ctx)
+        try:
+            with torch.no_grad():
+                result = metric.compute(ctx)
+        except NotApplicable as exc:
+            results[name] = {**base, "value": None, "na": str(exc)}
+            log.warning("%s: n/a: %s", name, exc)
+            continue
         results[name] = {**base, **asdict(result), "seconds": round(time.perf_counter() - began, 3)}
         log.info("%s = %.6g (%d generated, %d real)", name, result.value, result.n_generated, result.n_real)
     return results

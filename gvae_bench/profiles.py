@@ -69,6 +69,9 @@ class EvalConfig(ConfigBase):
     ``mode_kl`` on Stacked MNIST; 0: ``n_samples``). The published Stacked MNIST rows count modes in
     26,000 samples (VEEGAN, PacGAN), and both metrics depend on the count (a uniform model covers
     1000 (1 - e^(-n/1000)) modes in expectation), so they are only comparable at the same n.
+    ``frd_samples``: generated samples, and at most as many real test and real training samples,
+    for the Frechet Radiomics Distance on CT (``frd``); its radiomic features are extracted on the
+    CPU, one image at a time (about 0.25 s a slice, 0.5 s a 16^3 patch), so it has its own count.
     """
 
     n_samples: int = 5000
@@ -86,10 +89,11 @@ class EvalConfig(ConfigBase):
     ais_leapfrog: int = added_field(5, since="0.2")
     heldout_images: int = added_field(50, since="0.2")
     mode_samples: int = added_field(0, since="0.3")
+    frd_samples: int = added_field(1000, since="0.4")
 
     def validate(self) -> None:
         self.require(non_negative=("mode_samples",))
-        self.require_at_least(2, "n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size")
+        self.require_at_least(2, "n_samples", "ms_ssim_pairs", "mmd_block_size", "grid_size", "frd_samples")
         self.require_at_least(1, "likelihood_images", "elbo_samples", "iwae_k", "iwae_chunk", "ais_images",
                               "ais_chains", "ais_steps", "ais_leapfrog", "heldout_images")
 

@@ -84,7 +84,7 @@ class Benchmark(ABC):
     ``can_*``, so metrics and commands ask the flag instead of probing for methods:
     ``classifier_dataset`` (a domain classifier's feature space), ``n_modes`` (modes read by that
     classifier), ``modes`` (mode centres known exactly), ``can_convert_hu`` (``to_hu``: CT values
-    in Hounsfield units) and ``can_export_nifti`` (``write_nifti``).
+    in Hounsfield units; ``sample_spacing_mm``: their pixel or voxel size) and ``can_export_nifti`` (``write_nifti``).
     """
 
     Config: ClassVar[type[BenchmarkConfig]] = BenchmarkConfig
@@ -156,6 +156,11 @@ class Benchmark(ABC):
     def to_hu(self, values: torch.Tensor) -> torch.Tensor:
         """Samples in the data's range back to Hounsfield units (benchmarks with ``can_convert_hu``)."""
         raise TypeError(f"{type(self).__name__} holds no CT data in Hounsfield units")
+
+    def sample_spacing_mm(self) -> tuple[float, ...]:
+        """The physical size in mm of one pixel or voxel of a sample, per spatial axis in (x, y[, z])
+        order (benchmarks with ``can_convert_hu``)."""
+        raise TypeError(f"{type(self).__name__} holds no CT data with a physical spacing")
 
     def write_nifti(self, samples: torch.Tensor, folder: Path) -> list[Path]:
         """Write samples as NIfTI files into ``folder`` (benchmarks with ``can_export_nifti``)."""

@@ -43,6 +43,11 @@ class MetricResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class NotApplicable(Exception):
+    """Raised by ``Metric.compute`` when the samples at hand leave the metric undefined (e.g. too few images
+    with radiomic features); the evaluation records the metric as n/a with this message as the reason."""
+
+
 #: ``details["reference"]`` of a metric whose reference scores real training against real test samples
 REAL_TRAIN_VS_TEST = "real train vs real test"
 
