@@ -34,8 +34,10 @@ processes on one storage share the count. The count and the creation of a trial 
 file lock (``<out>/tuning/<dataset>/.locks/``), which makes the count exact for processes sharing
 ``out`` (Optuna's ``MaxTrialsCallback`` only checks after each trial, and two processes can then
 overshoot). Trial k's sampler (TPE or random) is seeded with (seed, k), so trial k draws the same
-parameters whichever process or restart runs it. A trial whose process dies is failed by Optuna's
-heartbeat (RDB storages) on the next call and counts as a failed trial.
+parameters whichever process or restart runs it. A trial whose process dies (a kill, SIGKILL) is failed on the next call and counts as a failed
+trial: at once where it ran on this machine (the process held a lock file for the trial, which the
+system released at its death), else by Optuna's heartbeat (RDB storages, after its grace period).
+The runs of finished trials are never trained again.
 
 Failures. A run that diverges (non-finite loss) or fails, or whose samples cannot be scored
 (non-finite), is a FAIL trial with the run's status and reason in its user attributes; the study goes
@@ -80,7 +82,8 @@ from gvae_bench.atomic import atomic_write_text
 from gvae_bench.errors import UserError
 from gvae_bench.training import Intermediate
 from gvae_bench.tuning_storage import (  # noqa: F401  (tuning_folder and default_storage are part of this API)
-    _file_lock, _heartbeat, _quiet_optuna, _sampler, _storage, _trial_seed, default_storage, tuning_folder,
+    _file_lock, _heartbeat, _quiet_optuna, _sampler, _storage, _trial_seed, default_storage, fail_orphaned_trials,
+    hold_trial_lock, tuning_folder,
 )
 from gvae_bench.tuning_space import (  # noqa: F401  (validation_split and the space helpers are part of this API)
     SEARCH_SPACE_FILE, Split, _distributions, budget_defaults, load_search_space, make_split, params_to_fields,
@@ -265,12 +268,17 @@ def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[st
     while True:
         with _file_lock(folder / ".locks" / f"{name}.lock"):
             optuna.storages.fail_stale_trials(study)
+            orphans = fail_orphaned_trials(study, folder)
+            if orphans:
+                log.warning("%s: trial(s) %s failed: their tune process ended while they ran", name,
+                            ", ".join(map(str, orphans)))
             number = len(study.get_trials(deepcopy=False, states=None))
             if number >= trials:
                 break
             study = optuna.load_study(study_name=name, storage=rdb, sampler=_sampler(sampler, _trial_seed(seed, number)),
                                       pruner=make_pruner())
             trial = study.ask(fixed_distributions=dists)
+            trial_lock = hold_trial_lock(folder, name, trial.number)  # held until the trial is told
         added += 1
         state, value = TrialState.FAIL, None
         with _heartbeat(rdb, trial._trial_id):
@@ -286,11 +294,14 @@ def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[st
                 log.error("%s trial %d failed: %s: %s", name, trial.number, type(exc).__name__, exc)
                 if isinstance(exc, UserError):
                     study.tell(trial, state=TrialState.FAIL)
+                    os.close(trial_lock)
                     raise
             except BaseException:  # Ctrl-C: the trial is closed, not left running
                 study.tell(trial, state=TrialState.FAIL)
+                os.close(trial_lock)
                 raise
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        os.close(trial_lock)
     frozen = study.get_trials(deepcopy=False)
     count = lambda s: sum(1 for t in frozen if t.state == s)  # noqa: E731
     complete = [t for t in frozen if t.state == TrialState.COMPLETE]

@@ -61,6 +61,46 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _trial_lock_path(folder: Path, study_name: str, number: int) -> Path:
+    return Path(folder) / ".locks" / f"{study_name}-trial{number}.lock"
+
+
+def hold_trial_lock(folder: Path, study_name: str, number: int) -> int:
+    """Take the lock file of trial ``number`` (the caller holds the study's lock, under which the
+    trial was created) and return its descriptor; the trial's process keeps it until the trial ends,
+    and the system releases it when that process dies."""
+    path = _trial_lock_path(folder, study_name, number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def fail_orphaned_trials(study, folder: Path) -> list[int]:
+    """Fail the running trials of ``study`` whose process has died on this machine: their lock file
+    (``hold_trial_lock``) exists and can be taken. Called under the study's lock, so no live process
+    is between creating a trial and locking it. Trials run elsewhere (no lock file here) are left to
+    the heartbeat. Returns the numbers failed."""
+    from optuna.trial import TrialState
+
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        path = _trial_lock_path(folder, study.study_name, trial.number)
+        if not path.exists():
+            continue
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its process is alive
+        finally:
+            os.close(fd)
+        study._storage.set_trial_user_attr(trial._trial_id, "reason", "its tune process ended while it ran (killed)")
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        failed.append(trial.number)
+    return failed
+
+
 @contextlib.contextmanager
 def _heartbeat(storage, trial_id: int) -> Iterator[None]:
     """Record the trial's heartbeat while it runs, so a dead process's trial is failed later."""

@@ -216,3 +216,41 @@ def test_trials_never_read_the_test_split(tuned):
             if "run_dir" in trial.user_attrs and trial.state.name != "FAIL":
                 record = read_record(Path(trial.user_attrs["run_dir"]))
                 assert record.metrics == {} and "not evaluated on the test split" in record.reason
+
+
+def test_a_tune_killed_with_sigkill_finishes_on_the_next_call_without_redoing_finished_trials(tmp_path, root):
+    import signal
+    import time
+
+    import optuna
+
+    code = ("import sys; from gvae_bench.tuning import tune; "
+            "tune(['vae'], 'ring8', trials=3, profile='smoke', steps=3000, out=sys.argv[1], data_root=sys.argv[2])")
+    env = {**os.environ, "GVAE_BENCH_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(root)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = default_storage(tmp_path, "ring8")
+    deadline = time.monotonic() + 300
+    try:  # kill it in its first trial's training
+        while time.monotonic() < deadline:
+            try:
+                trials = optuna.load_study(study_name="ring8-vae-smoke", storage=url).trials
+            except Exception:  # the storage or the study not created yet (or its schema half written)
+                trials = []
+            if trials and trials[0].user_attrs.get("run_dir") and (Path(trials[0].user_attrs["run_dir"]) / "losses.csv").exists():
+                break
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    summary = tune(["vae"], "ring8", trials=3, profile="smoke", steps=STEPS, out=tmp_path, data_root=root)
+    study = optuna.load_study(study_name="ring8-vae-smoke", storage=url)
+    assert [t.state.name for t in study.trials][0] == "FAIL"
+    assert "killed" in study.trials[0].user_attrs["reason"]
+    assert len(study.trials) == 3 and summary.studies[0].added == 2
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials[1:])
+    finished = {t.number: (Path(t.user_attrs["run_dir"]) / "record.json").stat().st_mtime_ns for t in study.trials[1:]}
+    again = tune(["vae"], "ring8", trials=3, profile="smoke", steps=STEPS, out=tmp_path, data_root=root)
+    assert again.studies[0].added == 0  # finished: nothing added, no run trained again
+    assert finished == {t.number: (Path(t.user_attrs["run_dir"]) / "record.json").stat().st_mtime_ns
+                        for t in optuna.load_study(study_name="ring8-vae-smoke", storage=url).trials[1:]}
