@@ -135,3 +135,111 @@ def test_bad_input_is_a_clear_error() -> None:
         kmeans(torch.randn(3, 2, dtype=torch.float64), 5)
     with pytest.raises(ValueError, match=r"cell indices in \[0, 2\)"):
         c_t_statistic(torch.rand(3), torch.tensor([0, 1, 2]), torch.rand(2), torch.tensor([0, 1]), n_cells=2)
+
+
+# --- end to end: the registered metrics on MNIST features, a model that copies and one that does not
+
+
+class _RowsModel:
+    """A "model" whose samples are rows of a fixed tensor, drawn at random (with the torch seed)."""
+
+    can_sample, can_encode, can_reconstruct, can_decode, can_encode_point = True, False, False, False, False
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.rows = rows
+
+    def eval(self) -> "_RowsModel":
+        return self
+
+    def sample_in_batches(self, n: int) -> torch.Tensor:
+        return self.rows[torch.randint(len(self.rows), (n,))]
+
+
+@pytest.fixture(scope="module")
+def mnist_small(data_root):
+    """MNIST cut small (2000 training images, the training set T; 1000 test images) and a tiny classifier."""
+    from gvae_bench.benchmarks.torchvision_images import MNIST
+    from gvae_bench.classifier import ClassifierConfig
+    from gvae_bench.contracts.benchmark import DataSplits
+
+    benchmark = MNIST(data_root)
+    full = benchmark.load()
+    splits = DataSplits(train=full.train[:2000], test=full.test[:1000])
+    unseen = full.train[2000:3000]  # real digits in neither T nor the test split: fresh draws
+    return benchmark, splits, unseen, ClassifierConfig(epochs=1, width=8, train_limit=2000, batch_size=32)
+
+
+def _evaluate(model, mnist_small, n: int = 400) -> dict:
+    import gvae_bench.metrics  # noqa: F401  (registers the metrics)
+    from gvae_bench.evaluation import evaluate
+    from gvae_bench.profiles import EvalConfig
+
+    benchmark, splits, _, classifier = mnist_small
+    return evaluate(model, benchmark, splits, EvalConfig(n_samples=n), seed=0, classifier=classifier,
+                    only={"copying", "authenticity", "vendi"})
+
+
+def test_a_model_returning_training_images_copies_and_fresh_images_do_not(mnist_small, tmp_path):
+    """Through the evaluation (which builds the classifier for these metrics alone) and the leaderboard:
+    training images as samples give C_T far below 0 and authenticity 0; unseen real digits give C_T near 0
+    and about the real reference's authenticity; both references are held-out real data."""
+    _, splits, unseen, _ = mnist_small
+    copier, fresh = _evaluate(_RowsModel(splits.train), mnist_small), _evaluate(_RowsModel(unseen), mnist_small)
+    for results in (copier, fresh):
+        assert results["copying"]["n_generated"] == 400 and results["copying"]["n_real"] == 400
+        details = results["copying"]["details"]
+        assert details["n_train"] == 2000 and details["n_test"] == 400 and details["n_held_out"] == 400
+        assert details["cells"] == 2 and details["classifier_key"] is not None
+        assert abs(results["copying"]["reference"]) < 3
+        assert results["copying"]["table"] == "table_novelty" and results["copying"]["higher_is_better"] is True
+    assert copier["copying"]["value"] < -10 and abs(fresh["copying"]["value"]) < 3
+    assert copier["authenticity"]["value"] == 0.0
+    reference = fresh["authenticity"]["reference"]
+    assert 0.2 < reference < 0.9 and abs(fresh["authenticity"]["value"] - reference) < 0.1
+    assert copier["authenticity"]["reference"] == reference  # the same P_n and T for every model of a seed
+    assert 1 < copier["vendi"]["value"] and abs(copier["vendi"]["reference"] - fresh["vendi"]["reference"]) < 1e-9
+
+    from gvae_bench.leaderboard import write_leaderboards
+    from gvae_bench.records import write_record
+
+    for model, results in (("copier", copier), ("fresh", fresh)):
+        write_record(tmp_path / "runs" / "mnist" / model / "x" / "seed0",
+                     {"model": model, "benchmark": "mnist", "profile": "quick", "seed": 0, "status": "finished",
+                      "config_hash": "abc", "git": {"commit": "0123456789abcdef", "dirty": False}, "metrics": results})
+    write_leaderboards(tmp_path, "mnist")
+    text = (tmp_path / "leaderboards" / "mnist" / "table_novelty.md").read_text()
+    assert "Novelty and diversity" in text
+    assert "| model | latent | profile | config | seeds | authenticity ↑ | copying ↑ | vendi ↑ |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| copier |"))
+    cells = row.split(" | ")
+    assert cells[5].startswith("**0 (n=1") and cells[6].startswith(f"**{copier['copying']['value']:.4g} (n=1")
+    reference_row = next(line for line in text.splitlines() if line.startswith("| *real data (test set)* (reference)"))
+    assert f"{fresh['copying']['reference']:.4g} (n=1" in reference_row
+
+
+def test_ring8_uses_raw_coordinates_and_ct_is_not_applicable(tmp_path):
+    """On a points benchmark the space is the raw coordinates (no classifier is built); a model that
+    returns its training points copies. CT has no fixed feature space: n/a with the reason."""
+    import gvae_bench.metrics  # noqa: F401
+    from gvae_bench.benchmarks.ct import CTConfig, CTFolder
+    from gvae_bench.benchmarks.mixtures import Ring8
+    from gvae_bench.contracts.benchmark import DataSplits
+    from gvae_bench.evaluation import evaluate
+    from gvae_bench.profiles import EvalConfig
+    from gvae_bench.registry import METRICS
+
+    benchmark = Ring8(tmp_path)
+    full = benchmark.load()
+    splits = DataSplits(train=full.train[:3000], test=full.test[:1000])
+    results = evaluate(_RowsModel(splits.train), benchmark, splits, EvalConfig(n_samples=500), seed=0,
+                       only={"copying", "authenticity", "vendi"})
+    assert results["copying"]["details"]["feature_space"].startswith("raw coordinates")
+    assert results["copying"]["value"] < -10 and abs(results["copying"]["reference"]) < 3
+    assert results["authenticity"]["value"] == 0.0
+    assert results["vendi"]["value"] is None and "rank <= 2" in results["vendi"]["na"]
+    ct = CTFolder(tmp_path, CTConfig())
+    for name in ("copying", "authenticity", "vendi"):
+        metric = METRICS.get(name)()
+        assert metric.missing(_RowsModel, ct) == ["a fixed feature space (a domain classifier's features, or the "
+                                                  "coordinates of a points benchmark)"]
+        assert not metric.uses_classifier(ct)
