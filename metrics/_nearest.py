@@ -112,7 +112,8 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, max_iter: int = 100, tol: flo
         if total > 0:
             pick = int(torch.multinomial((nearest_sq / total).cpu(), 1, generator=generator))
         else:  # every row sits on a centre already: take the first unchosen row
-            pick = next(i for i in range(n) if i not in set(chosen))
+            taken = set(chosen)
+            pick = next(i for i in range(n) if i not in taken)
         chosen.append(pick)
         nearest_sq = torch.minimum(nearest_sq, nearest_neighbours(x, x[pick:pick + 1])[0] ** 2)
     centres = x[chosen].clone()
