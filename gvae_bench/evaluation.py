@@ -16,7 +16,7 @@ import torch
 
 from gvae_bench.classifier import ClassifierConfig, train_classifier
 from gvae_bench.contracts.benchmark import Benchmark, DataSplits
-from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, EvalContext, Metric, NotApplicable
+from gvae_bench.contracts.metric import EvalContext, Metric, NotApplicable
 from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.profiles import EvalConfig
 from gvae_bench.registry import METRICS
@@ -39,7 +39,7 @@ def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, c
                                          if only is None or entry.name in only]
     applicable = {name for name, metric in metrics if not metric.missing(model, benchmark)}
     domain_classifier, classifier_record = None, None
-    if any(NEEDS_CLASSIFIER in metric.needs for name, metric in metrics if name in applicable):
+    if any(metric.uses_classifier(benchmark) for name, metric in metrics if name in applicable):
         domain_classifier, classifier_record = train_classifier(
             benchmark.classifier_dataset, benchmark.data_root, classifier or ClassifierConfig(),
             source=benchmark.classifier_source())

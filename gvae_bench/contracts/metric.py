@@ -199,6 +199,12 @@ class Metric(ABC):
             have.add(NEEDS_HU)
         return sorted(self.needs - have)
 
+    def uses_classifier(self, benchmark: Benchmark) -> bool:
+        """Whether ``compute`` reads the domain classifier on ``benchmark``: the evaluation builds
+        the classifier only when an applicable metric says so. By default, when the metric needs
+        it; a metric that reads it on some benchmarks and a fixed space on others says which."""
+        return NEEDS_CLASSIFIER in self.needs
+
     @abstractmethod
     def compute(self, ctx: EvalContext) -> MetricResult:
         """Evaluate on the context's samples."""
