@@ -204,7 +204,7 @@ def copying_statistic(generated: torch.Tensor, test: torch.Tensor, train: torch.
 # --- registered wrapper -----------------------------------------------------------------------
 
 from gvae_bench.registry import METRICS  # noqa: E402
-from gvae_bench.contracts.metric import EvalContext, MetricResult  # noqa: E402
+from gvae_bench.contracts.metric import EvalContext, MetricResult, NotApplicable  # noqa: E402
 from gvae_bench.metrics._novelty import NoveltyMetric, NoveltySets  # noqa: E402
 
 
@@ -240,7 +240,10 @@ class DataCopying(NoveltyMetric):
             return c_t_statistic(distance, assign_cells(rows, centres), test_distance,
                                  assign_cells(test, centres), k)
 
-        model, reference = statistic("generated"), statistic("held_out")
+        try:
+            model, reference = statistic("generated"), statistic("held_out")
+        except ValueError as exc:  # too few samples for one cell above the threshold (a smoke-sized evaluation)
+            raise NotApplicable(f"C_T is undefined at these sample counts: {exc}") from None
         return MetricResult(model.c_t, n_generated=len(sets.rows("generated")), n_real=len(test),
                             reference=reference.c_t,
                             details={**sets.details(), "cells": k, "kmeans_seed": 0,
