@@ -110,8 +110,42 @@ def compare_table(records: list[RunRecord], table: str, names: list[str],
                 result.bold[(name, profile)] = best_or_tied(present, means, higher, separated)
                 result.letters[(name, profile)] = rank_groups(present, means, higher, separated)
             rows += [_pair_row(table, name, profile, a, b, c) for (a, b), c in zip(pairs, compared)]
+    rows += _across_profiles(groups, table, names, directions)
     result.pairs = pd.DataFrame(rows)
     return result
+
+
+#: the ``profile`` of the pairs that compare one model with itself under two profiles
+ACROSS_PROFILES = "across profiles"
+
+
+def _across_profiles(groups: dict[tuple[str, str, str], list[RunRecord]], table: str, names: list[str],
+                     directions: dict[str, bool]) -> list[dict[str, Any]]:
+    """Each model against itself under each other profile where it has one row per profile (e.g. its
+    ``tuned`` row against its hand-set ``quick`` row: how far the tuning moved it), per metric, Holm
+    over the pairs of that metric; rows named ``model (profile)``, profile ``across profiles``."""
+    by_model: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for key in sorted(groups):
+        by_model[key[0]].append(key)
+    rows = []
+    for name in names:
+        pairs, compared = [], []
+        for model, keys in by_model.items():
+            profiles = [k[1] for k in keys]
+            keys = [k for k in keys if profiles.count(k[1]) == 1]
+            for a, b in itertools.combinations(keys, 2):
+                cells = []
+                for key in (a, b):
+                    runs = [r for r in groups[key] if r.status == RunStatus.FINISHED
+                            and (r.metrics.get(name) or {}).get("value") is not None]
+                    cells.append(([float(r.metrics[name]["value"]) for r in runs], [r.seed for r in runs]))
+                if cells[0][0] and cells[1][0]:
+                    pairs.append((f"{model} ({a[1]})", f"{model} ({b[1]})"))
+                    compared.append(compare(cells[0][0], cells[1][0], directions[name], a_seeds=cells[0][1],
+                                            b_seeds=cells[1][1]))
+        compared = adjust(compared, alpha=ALPHA)
+        rows += [_pair_row(table, name, ACROSS_PROFILES, a, b, c) for (a, b), c in zip(pairs, compared)]
+    return rows
 
 
 def _pair_row(table: str, metric: str, profile: str, a: str, b: str, c: Comparison) -> dict[str, Any]:
@@ -135,6 +169,8 @@ def comparisons_markdown(dataset: str, frames: list[pd.DataFrame], built: str) -
              "- difference = mean A - mean B with its 95 % interval; test: paired t by seed where both rows ran "
              "the same seeds (their runs share the real evaluation subsets), else Welch's t; p adjusted by Holm "
              f"over the pairs of that metric and profile; verdict at {ALPHA}",
+             f"- profile `{ACROSS_PROFILES}`: each model against itself under another profile (its tuned row "
+             "against its hand-set one: how far the tuning moved it)",
              "- seeds for 80 % power: seeds per model a true difference of the observed size would need "
              "(two-sided t-test at 0.05, Cohen's d from the pooled seed spread)",
              "- with 3 seeds per model an exact permutation test cannot reach 0.05 (its smallest two-sided p is "

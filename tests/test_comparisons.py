@@ -84,3 +84,29 @@ def test_a_latent_sweep_stays_out_of_table4(tmp_path):
     table5 = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "table5.csv")
     assert list(table4[table4.row_kind == "measured"].config_hash) == [own]
     assert sorted(table5[table5.row_kind == "measured"].latent_dim) == [100, 1000]
+
+
+def test_a_model_is_compared_with_itself_across_profiles_how_far_tuning_moved_it(tmp_path):
+    from scipy import stats
+
+    def write(model, profile, seed, mmd):
+        record = {"model": model, "benchmark": "mnist", "profile": profile, "seed": seed, "status": "finished",
+                  "config_hash": f"h{model}{profile}", "git": {"commit": "0123456789abcdef", "dirty": False},
+                  "metrics": {"mmd": {"value": mmd, "higher_is_better": False, "table": "table4", "n_generated": 500,
+                                      "n_real": 500}}}
+        write_record(tmp_path / "runs" / "mnist" / model / f"{profile}-h" / f"seed{seed}", record)
+
+    quick, tuned = [1.0, 1.2, 0.9], [0.5, 0.7, 0.55]
+    for seed in range(3):
+        write("a", "quick", seed, quick[seed])
+        write("a", "tuned", seed, tuned[seed])
+        write("b", "quick", seed, 2.0 + 0.1 * seed)
+    write_leaderboards(tmp_path, "mnist")
+    pairs = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "comparisons.csv")
+    across = pairs[pairs.profile == "across profiles"]
+    assert list(zip(across.model_a, across.model_b)) == [("a (quick)", "a (tuned)")]  # b has one profile only
+    row = across.iloc[0]
+    assert abs(row.difference - (sum(quick) - sum(tuned)) / 3) < 1e-12
+    assert abs(row.p_value - stats.ttest_rel(quick, tuned).pvalue) < 1e-12  # the same seeds: paired by seed
+    assert row.verdict == "B better"
+    assert "across profiles" in (tmp_path / "leaderboards" / "mnist" / "comparisons.md").read_text()
