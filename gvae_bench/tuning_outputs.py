@@ -154,6 +154,8 @@ def _plots(folder: Path, dataset: str, curves: dict[str, list[float]], scores: d
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(f"best {SCORE_NAME} so far (lower is better)")
     ax.set_title(f"{dataset}: best validation score against the tuning budget")
+    if curves and all(v > 0 for curve in curves.values() for v in curve):
+        ax.set_yscale("log")  # the models' scores can differ by a factor of ten
     if curves:
         ax.legend()
     first = save(fig, "budget_curve.png")
@@ -166,6 +168,8 @@ def _plots(folder: Path, dataset: str, curves: dict[str, list[float]], scores: d
         ax.boxplot([d if d else [math.nan] for d in data], positions=list(range(len(labels))), widths=0.4)
     ax.set_xticks(range(len(labels)), labels, rotation=20)
     ax.set_ylabel(f"{SCORE_NAME} of finished trials")
+    if any(data) and all(v > 0 for d in data for v in d):
+        ax.set_yscale("log")
     ax.set_title(f"{dataset}: trial scores per model")
     return [first, save(fig, "trial_scores.png")]
 
