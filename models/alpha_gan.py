@@ -101,9 +101,8 @@ class AlphaGAN(GeneratorMixin, GenerativeModel):
         return {"encoder_generator": self._opt_eg, "discriminator": self._opt_d, "code_discriminator": self._opt_c}
 
     def train_step(self, next_batch: BatchSource) -> dict[str, float]:
-        if self.config.loss_form == "wgan_gp":
-            return self._wgan_gp_step(next_batch)
         cfg = self.config
+        critics = cfg.loss_form == "wgan_gp"
         x = next_batch()
         z_enc = self.encoder(x)
         z_prior = torch.randn_like(z_enc)
@@ -112,53 +111,44 @@ class AlphaGAN(GeneratorMixin, GenerativeModel):
 
         self._set_discriminators_trainable(False)
         recon = l1_reconstruction(x, reconstruction).mean()
-        adversarial = generator_loss(self.discriminator(reconstruction), self.discriminator(sample))
-        code = generator_loss(self.code_discriminator(z_enc))
+        if critics:  # Kwon et al.'s WGAN-GP form (module docstring)
+            adversarial = -0.5 * (self.discriminator(reconstruction).mean() + self.discriminator(sample).mean())
+            code = -self.code_discriminator(z_enc).mean()
+        else:
+            adversarial = generator_loss(self.discriminator(reconstruction), self.discriminator(sample))
+            code = generator_loss(self.code_discriminator(z_enc))
         loss = cfg.recon_weight * recon + cfg.adversarial_weight * adversarial + cfg.code_weight * code
         self._opt_eg.zero_grad(set_to_none=True)
         loss.backward()
         self._opt_eg.step()
         self._set_discriminators_trainable(True)
 
-        d_loss = discriminator_loss(self.discriminator(x), self.discriminator(reconstruction.detach()),
-                                    self.discriminator(sample.detach()))
-        c_loss = discriminator_loss(self.code_discriminator(z_prior), self.code_discriminator(z_enc.detach()))
+        losses = {"encoder_generator_loss": loss.item(), "l1_recon": recon.item(), "adversarial": adversarial.item(),
+                  "code_adversarial": code.item()}
+        update = self._update_critics if critics else self._update_discriminators
+        return {**losses, **update(x, reconstruction.detach(), sample.detach(), z_prior, z_enc.detach())}
+
+    def _update_discriminators(self, x: torch.Tensor, reconstruction: torch.Tensor, sample: torch.Tensor,
+                               z_prior: torch.Tensor, z_enc: torch.Tensor) -> dict[str, float]:
+        """One step of D and C on the non-saturating GAN losses (Rosca et al.)."""
+        d_loss = discriminator_loss(self.discriminator(x), self.discriminator(reconstruction), self.discriminator(sample))
+        c_loss = discriminator_loss(self.code_discriminator(z_prior), self.code_discriminator(z_enc))
         self._opt_d.zero_grad(set_to_none=True)
         self._opt_c.zero_grad(set_to_none=True)
         (d_loss + c_loss).backward()
         self._opt_d.step()
         self._opt_c.step()
-        return {"encoder_generator_loss": loss.item(), "l1_recon": recon.item(), "adversarial": adversarial.item(),
-                "code_adversarial": code.item(), "discriminator_loss": d_loss.item(),
-                "code_discriminator_loss": c_loss.item()}
+        return {"discriminator_loss": d_loss.item(), "code_discriminator_loss": c_loss.item()}
 
-    def _wgan_gp_step(self, next_batch: BatchSource) -> dict[str, float]:
-        """One update of each network in Kwon et al.'s WGAN-GP form (module docstring)."""
-        cfg = self.config
-        x = next_batch()
-        z_enc = self.encoder(x)
-        z_prior = torch.randn_like(z_enc)
-        reconstruction = self.generator(z_enc)
-        sample = self.generator(z_prior)
-
-        self._set_discriminators_trainable(False)
-        recon = l1_reconstruction(x, reconstruction).mean()
-        adversarial = -0.5 * (self.discriminator(reconstruction).mean() + self.discriminator(sample).mean())
-        code = -self.code_discriminator(z_enc).mean()
-        loss = cfg.recon_weight * recon + cfg.adversarial_weight * adversarial + cfg.code_weight * code
-        self._opt_eg.zero_grad(set_to_none=True)
-        loss.backward()
-        self._opt_eg.step()
-        self._set_discriminators_trainable(True)
-
-        d_loss, wasserstein, d_penalty = wgan_gp_critic_step(
-            self.discriminator, self._opt_d, x, [reconstruction.detach(), sample.detach()], cfg.gp_weight)
-        c_loss, code_wasserstein, _ = wgan_gp_critic_step(
-            self.code_discriminator, self._opt_c, z_prior, [z_enc.detach()], cfg.gp_weight)
-        return {"encoder_generator_loss": loss.item(), "l1_recon": recon.item(), "adversarial": adversarial.item(),
-                "code_adversarial": code.item(), "critic_loss": d_loss.item(), "wasserstein": wasserstein.item(),
-                "gradient_penalty": d_penalty.item(), "code_critic_loss": c_loss.item(),
-                "code_wasserstein": code_wasserstein.item()}
+    def _update_critics(self, x: torch.Tensor, reconstruction: torch.Tensor, sample: torch.Tensor,
+                        z_prior: torch.Tensor, z_enc: torch.Tensor) -> dict[str, float]:
+        """One WGAN-GP step of the image critic D and of the code critic C (Kwon et al.)."""
+        d_loss, wasserstein, d_penalty = wgan_gp_critic_step(self.discriminator, self._opt_d, x,
+                                                             [reconstruction, sample], self.config.gp_weight)
+        c_loss, code_wasserstein, _ = wgan_gp_critic_step(self.code_discriminator, self._opt_c, z_prior, [z_enc],
+                                                          self.config.gp_weight)
+        return {"critic_loss": d_loss.item(), "wasserstein": wasserstein.item(), "gradient_penalty": d_penalty.item(),
+                "code_critic_loss": c_loss.item(), "code_wasserstein": code_wasserstein.item()}
 
     def _set_discriminators_trainable(self, flag: bool) -> None:
         self.discriminator.requires_grad_(flag)
