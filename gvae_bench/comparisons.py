@@ -15,6 +15,8 @@ and each row's rank group (a compact letter display: rows sharing a letter are n
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import math
 from collections import defaultdict
@@ -78,10 +80,21 @@ class TableComparisons:
     letters: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
 
+def unranked_metrics(records: list[RunRecord]) -> set[str]:
+    """The metrics recorded as not ranked (``Metric.ranked`` False: a target value, not an end, is best)."""
+    return {name for record in records for name, result in record.metrics.items() if result.get("ranked") is False}
+
+
+def _unranked_verdict(verdict: str) -> str:
+    return {"A better": "A higher", "B better": "B higher"}.get(verdict, verdict)
+
+
 def compare_table(records: list[RunRecord], table: str, names: list[str],
                   directions: dict[str, bool]) -> TableComparisons:
     """Every pair of measured rows of ``table`` (grouped by model, profile and config hash), per
-    metric in ``names``, under the same profile."""
+    metric in ``names``, under the same profile. A metric not ranked (``unranked_metrics``) gets no
+    bold rows or rank letters, and its verdicts say which row is higher, not better."""
+    unranked = unranked_metrics(records)
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[(record.model, record.profile, record.config_hash)].append(record)
@@ -106,7 +119,9 @@ def compare_table(records: list[RunRecord], table: str, names: list[str],
                                for a, b in pairs], alpha=ALPHA)
             separated = {frozenset(pair) for pair, c in zip(pairs, compared) if c.verdict in ("A better", "B better")}
             means = {label: sum(cells[label][0]) / len(cells[label][0]) for label in present}
-            if present:
+            if name in unranked:
+                compared = [dataclasses.replace(c, verdict=_unranked_verdict(c.verdict)) for c in compared]
+            elif present:
                 result.bold[(name, profile)] = best_or_tied(present, means, higher, separated)
                 result.letters[(name, profile)] = rank_groups(present, means, higher, separated)
             rows += [_pair_row(table, name, profile, a, b, c) for (a, b), c in zip(pairs, compared)]
@@ -144,6 +159,8 @@ def _across_profiles(groups: dict[tuple[str, str, str], list[RunRecord]], table:
                     compared.append(compare(cells[0][0], cells[1][0], directions[name], a_seeds=cells[0][1],
                                             b_seeds=cells[1][1]))
         compared = adjust(compared, alpha=ALPHA)
+        if name in unranked_metrics([r for group in groups.values() for r in group]):
+            compared = [dataclasses.replace(c, verdict=_unranked_verdict(c.verdict)) for c in compared]
         rows += [_pair_row(table, name, ACROSS_PROFILES, a, b, c) for (a, b), c in zip(pairs, compared)]
     return rows
 

@@ -48,7 +48,8 @@ def evaluate(model: GenerativeModel, benchmark: Benchmark, splits: DataSplits, c
     results: dict[str, dict[str, Any]] = {}
     model.eval()
     for name, metric in metrics:
-        base = {"higher_is_better": metric.higher_is_better, "table": metric.table}
+        base = {"higher_is_better": metric.higher_is_better, "table": metric.table,
+                **({} if metric.ranked else {"ranked": False})}
         if name not in applicable:
             results[name] = {**base, "value": None, "na": f"needs {', '.join(metric.missing(model, benchmark))}"}
             continue

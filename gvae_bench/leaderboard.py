@@ -21,7 +21,9 @@ from typing import Any
 import pandas as pd
 
 from gvae_bench.atomic import atomic_write_text
-from gvae_bench.comparisons import comparisons_markdown, commit_of, compare_table, row_label, runs_frame
+from gvae_bench.comparisons import (
+    comparisons_markdown, commit_of, compare_table, row_label, runs_frame, unranked_metrics,
+)
 from gvae_bench.stats import mean_interval
 from gvae_bench.records import RECORD_FILE, RecordError, RunRecord, RunStatus, now, read_record
 
@@ -262,12 +264,15 @@ def _spread_lines(frame: pd.DataFrame, names: list[str], reproductions: list[Any
 def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
                 dataset: str, records: list[RunRecord], reproductions: list[Any] = ()) -> str:
     measured = frame[frame.row_kind == "measured"]
+    unranked = unranked_metrics(records)
     lines = [f"# {dataset}: {TABLE_TITLES.get(table, table)}", ""]
     profiles = sorted(set(measured.profile))
     lines.append(f"- dataset: `{dataset}`; profile(s): {', '.join(f'`{p}`' for p in profiles)}")
     for name in names:
         counts = sorted({c for c in measured[f"{name}_samples"] if c})
         arrow = "higher is better" if directions[name] else "lower is better"
+        if name in unranked:
+            arrow = "not ranked: its best is a target value, see its definition in docs/metrics.md"
         lines.append(f"- `{name}` ({arrow}): {'; '.join(counts)}")
     commits = sorted({c for cs in measured.commits for c in cs.split()})
     lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
@@ -276,7 +281,8 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
                  "letter are not separated); both from `comparisons.md` (paired or Welch t-tests, Holm-adjusted, 0.05)")
     lines += _protocol_lines(records, names)
     lines.append("")
-    header = ["model", "latent", "profile", "config", "seeds"] + [f"{n} {'↑' if directions[n] else '↓'}" for n in names]
+    header = ["model", "latent", "profile", "config", "seeds"] + [
+        f"{n} {'(≈ target)' if n in unranked else '↑' if directions[n] else '↓'}" for n in names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame[frame.row_kind != "published"].iterrows():
         cells = []

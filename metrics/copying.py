@@ -221,12 +221,14 @@ class DataCopying(NoveltyMetric):
     rows (min(``n_samples``, the rest of the test split), fresh real data) in the place of the
     generated samples, against the same P_n and T: about 0, with its spread at these counts.
 
-    Direction: ``higher_is_better`` is True and reads one-sidedly as "less copying", the question
-    of this table and of Meehan et al.'s test (the same reading as ``authenticity``). C_T >> 0 is
-    not better: it is samples farther from the training data than fresh data is (underfitting),
-    which ``fid``, ``precision`` and ``mmd`` measure. The leaderboard's directions cannot say
-    "closest to 0".
+    Not ranked (``ranked = False``): C_T near 0 (the reference row) is the sought value, far below
+    0 copying, far above 0 samples farther from the training data than fresh data are
+    (underfitting, which ``fid``, ``precision`` and ``mmd`` measure), so the leaderboard shows its
+    mean and interval without bold or rank letters, and the comparisons say which row is higher.
+    ``higher_is_better`` True is stored for the comparisons' sign only.
     """
+
+    ranked = False
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         sets = NoveltySets(ctx)

@@ -110,3 +110,21 @@ def test_a_model_is_compared_with_itself_across_profiles_how_far_tuning_moved_it
     assert abs(row.p_value - stats.ttest_rel(quick, tuned).pvalue) < 1e-12  # the same seeds: paired by seed
     assert row.verdict == "B better"
     assert "across profiles" in (tmp_path / "leaderboards" / "mnist" / "comparisons.md").read_text()
+
+
+def test_a_metric_that_is_not_ranked_gets_no_bold_no_letters_and_higher_not_better(tmp_path):
+    for seed in range(3):
+        for model, c_t in (("a", -12.0 + 0.1 * Z[seed]), ("b", 0.5 + 0.1 * Z[(seed + 1) % 3])):
+            record = {"model": model, "benchmark": "mnist", "profile": "quick", "seed": seed, "status": "finished",
+                      "config_hash": f"h{model}", "git": {"commit": "0123456789abcdef", "dirty": False},
+                      "metrics": {"copying": {"value": c_t, "higher_is_better": True, "ranked": False,
+                                              "table": "table_novelty", "n_generated": 500, "n_real": 500}}}
+            write_record(tmp_path / "runs" / "mnist" / model / f"h{model}" / f"seed{seed}", record)
+    write_leaderboards(tmp_path, "mnist")
+    table = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "table_novelty.csv")
+    measured = table[table.row_kind == "measured"]
+    assert not measured.copying_bold.any() and measured.copying_group.isna().all()
+    pairs = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "comparisons.csv")
+    assert list(pairs.verdict) == ["B higher"] and pairs.p_holm.iloc[0] < 0.05
+    text = (tmp_path / "leaderboards" / "mnist" / "table_novelty.md").read_text()
+    assert "copying (≈ target)" in text and "not ranked" in text and "**" not in text.split("| a |")[1].split("\n")[0]

@@ -173,6 +173,11 @@ class Metric(ABC):
     #: True when ``compute`` always gives a ``reference``: a finished run's value recorded without
     #: one (evaluated before the metric had it) is evaluated again by ``rescore`` to add it.
     has_reference: ClassVar[bool] = False
+    #: False for a metric whose best value is a target rather than an end of its scale (C_T of
+    #: ``copying``: about 0 is fresh data, far below copies, far above underfits): the leaderboard
+    #: shows its mean and interval without bold or rank letters, and the comparisons test for a
+    #: difference ("A higher", "B higher") without calling either side better
+    ranked: ClassVar[bool] = True
 
     def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
         """What this metric needs that the model or benchmark lacks (empty: it applies)."""
