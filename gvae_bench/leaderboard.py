@@ -37,7 +37,7 @@ TABLE_TITLES = {
     "table6": "Table 6 form: likelihood terms of the models with an encoder (nats per test image)",
     "table7": "Table 7 form: bounds on the negative log-likelihood, -log p(x) <= value (nats per test image)",
     "table_novelty": "Novelty and diversity: data copying C_T (Meehan et al. 2020; about 0 like fresh data, well below 0 "
-                     "copies the training set, well above 0 underfits: the arrow reads 'less copying'), authenticity "
+                     "copies the training set, well above 0 underfits; not ranked), authenticity "
                      "(Alaa et al. 2022) and the Vendi score (Friedman and Dieng 2023)",
 }
 
