@@ -126,6 +126,8 @@ def compare_table(records: list[RunRecord], table: str, names: list[str],
                 result.letters[(name, profile)] = rank_groups(present, means, higher, separated)
             rows += [_pair_row(table, name, profile, a, b, c) for (a, b), c in zip(pairs, compared)]
     rows += _across_profiles(groups, table, names, directions)
+    for row in rows:
+        row["ranked"] = row["metric"] not in unranked
     result.pairs = pd.DataFrame(rows)
     return result
 
@@ -198,6 +200,8 @@ def comparisons_markdown(dataset: str, frames: list[pd.DataFrame], built: str) -
         return "\n".join(lines + ["No pair of rows has values to compare.", ""])
     for (table, metric, profile), part in frame.groupby(["table", "metric", "profile"], sort=True):
         arrow = "higher is better" if part.higher_is_better.iloc[0] else "lower is better"
+        if "ranked" in part and not bool(part.ranked.iloc[0]):
+            arrow = "not ranked: its best is a target value"
         lines += [f"## {table} · `{metric}` ({arrow}) · profile `{profile}`", "",
                   "| A | B | n | difference [95 % CI] | test | p | p (Holm) | verdict | seeds for 80 % power | note |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
