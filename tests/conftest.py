@@ -30,6 +30,15 @@ def data_root() -> Path:
     return root
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` of a child that a test interrupts: SIGINT at its default disposition, as a
+    terminal starts a command, even when the tests run with SIGINT ignored (a background job of a
+    non-interactive shell inherits it ignored, and Python then installs no KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``python runner.py ARGS`` as a user would; returns the completed process."""
     full_env = {**os.environ, "GVAE_BENCH_OFFLINE": "1", **(env or {})}

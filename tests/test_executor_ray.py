@@ -28,6 +28,8 @@ from gvae_bench.errors import UserError
 from gvae_bench.executors import EXECUTORS, ExecutorOptions, RayExecutor, get_executor
 from gvae_bench.runs import RunSpec
 
+from conftest import default_sigint
+
 REPO = Path(__file__).resolve().parent.parent
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed: pip install -e '.[ray]' (CI installs it)")
@@ -257,7 +259,7 @@ def test_failures_are_recorded_ctrl_c_keeps_finished_records_and_a_second_start_
     # as a terminal does on Ctrl-C: SIGINT to the driver's whole process group
     sweep = subprocess.Popen([sys.executable, str(REPO / "runner.py"), *sweep_args], cwd=REPO, text=True,
                              env={**env, "TEST_RAY_STEP_SECONDS": "60"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 180
         while True:  # until the four quick runs are done and the slow one is half-way (its step-4 checkpoint)

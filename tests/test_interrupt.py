@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from conftest import default_sigint
+
 STUCK = """
 import time
 from gvae_bench.interrupt import InterruptWatchdog
@@ -24,7 +26,7 @@ while time.monotonic() < end:  # swallows KeyboardInterrupt, as a call that neve
 
 def test_a_stuck_main_thread_still_exits_130_after_ctrl_c():
     process = subprocess.Popen([sys.executable, "-c", STUCK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=default_sigint)
     assert process.stdout.readline().strip() == "ready"
     began = time.monotonic()
     os.kill(process.pid, signal.SIGINT)
