@@ -85,6 +85,12 @@ def unranked_metrics(records: list[RunRecord]) -> set[str]:
     return {name for record in records for name, result in record.metrics.items() if result.get("ranked") is False}
 
 
+def _values_and_seeds(group: list[RunRecord], name: str) -> tuple[list[float], list[int]]:
+    """The metric's values over the finished runs of one row, and their seeds (for the paired test)."""
+    runs = [r for r in group if r.status == RunStatus.FINISHED and (r.metrics.get(name) or {}).get("value") is not None]
+    return [float(r.metrics[name]["value"]) for r in runs], [r.seed for r in runs]
+
+
 def _unranked_verdict(verdict: str) -> str:
     return {"A better": "A higher", "B better": "B higher"}.get(verdict, verdict)
 
@@ -110,9 +116,7 @@ def compare_table(records: list[RunRecord], table: str, names: list[str],
             higher = directions[name]
             cells = {}
             for key in keys:
-                runs = [r for r in groups[key] if r.status == RunStatus.FINISHED
-                        and (r.metrics.get(name) or {}).get("value") is not None]
-                cells[labels[key]] = ([float(r.metrics[name]["value"]) for r in runs], [r.seed for r in runs])
+                cells[labels[key]] = _values_and_seeds(groups[key], name)
             present = [label for label, (values, _) in cells.items() if values]
             pairs = list(itertools.combinations(present, 2))
             compared = adjust([compare(cells[a][0], cells[b][0], higher, a_seeds=cells[a][1], b_seeds=cells[b][1])
@@ -153,9 +157,7 @@ def _across_profiles(groups: dict[tuple[str, str, str], list[RunRecord]], table:
             for a, b in itertools.combinations(keys, 2):
                 cells = []
                 for key in (a, b):
-                    runs = [r for r in groups[key] if r.status == RunStatus.FINISHED
-                            and (r.metrics.get(name) or {}).get("value") is not None]
-                    cells.append(([float(r.metrics[name]["value"]) for r in runs], [r.seed for r in runs]))
+                    cells.append(_values_and_seeds(groups[key], name))
                 if cells[0][0] and cells[1][0]:
                     pairs.append((f"{model} ({a[1]})", f"{model} ({b[1]})"))
                     compared.append(compare(cells[0][0], cells[1][0], directions[name], a_seeds=cells[0][1],
