@@ -281,27 +281,26 @@ def _tune_one(model: str, dataset: str, dists: dict[str, Any], space: Mapping[st
             trial_lock = hold_trial_lock(folder, name, trial.number)  # held until the trial is told
         added += 1
         state, value = TrialState.FAIL, None
-        with _heartbeat(rdb, trial._trial_id):
-            try:
-                state, value = _run_trial(trial, model, dataset, space, profile=profile, steps=steps,
-                                          score_samples=score_samples, folder=folder,
-                                          data_root=data_root, seed=seed, pruner=pruner, split=split, device=device)
-            except TrialFailed as exc:
-                trial.set_user_attr("reason", str(exc))
-                log.warning("%s trial %d failed: %s", name, trial.number, exc)
-            except Exception as exc:  # recorded as a failed trial; bad input (UserError) stops the study
-                trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
-                log.error("%s trial %d failed: %s: %s", name, trial.number, type(exc).__name__, exc)
-                if isinstance(exc, UserError):
-                    study.tell(trial, state=TrialState.FAIL)
-                    os.close(trial_lock)
-                    raise
-            except BaseException:  # Ctrl-C: the trial is closed, not left running
-                study.tell(trial, state=TrialState.FAIL)
-                os.close(trial_lock)
-                raise
-        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-        os.close(trial_lock)
+        try:
+            with _heartbeat(rdb, trial._trial_id):
+                try:
+                    state, value = _run_trial(trial, model, dataset, space, profile=profile, steps=steps,
+                                              score_samples=score_samples, folder=folder, data_root=data_root,
+                                              seed=seed, pruner=pruner, split=split, device=device)
+                except TrialFailed as exc:
+                    trial.set_user_attr("reason", str(exc))
+                    log.warning("%s trial %d failed: %s", name, trial.number, exc)
+                except Exception as exc:  # recorded as a failed trial; bad input (UserError) stops the study
+                    trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
+                    log.error("%s trial %d failed: %s: %s", name, trial.number, type(exc).__name__, exc)
+                    if isinstance(exc, UserError):
+                        raise
+            study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        except BaseException:  # bad input or Ctrl-C: the trial is closed as failed, not left running
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            os.close(trial_lock)
     frozen = study.get_trials(deepcopy=False)
     count = lambda s: sum(1 for t in frozen if t.state == s)  # noqa: E731
     complete = [t for t in frozen if t.state == TrialState.COMPLETE]
