@@ -224,8 +224,9 @@ def test_a_tune_killed_with_sigkill_finishes_on_the_next_call_without_redoing_fi
 
     import optuna
 
+    # a million steps: the first trial is certainly still training when it is killed, however fast the machine
     code = ("import sys; from gvae_bench.tuning import tune; "
-            "tune(['vae'], 'ring8', trials=3, profile='smoke', steps=3000, out=sys.argv[1], data_root=sys.argv[2])")
+            "tune(['vae'], 'ring8', trials=3, profile='smoke', steps=1_000_000, out=sys.argv[1], data_root=sys.argv[2])")
     env = {**os.environ, "GVAE_BENCH_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(root)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
