@@ -26,15 +26,42 @@ from gvae_bench.runs import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True, help="Results folder.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: the trials one after another here; ray: --workers Ray tasks share the studies "
+                   "(pip install '.[ray]'; see docs/scaling.md).")
+@click.option("--workers", type=int, default=None, help="With --executor ray: how many trials run at once (default 2).")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="With --executor ray: join this Ray cluster (give --storage an RDB URL and put --out on shared storage).")
+@click.option("--cpus-per-run", "cpus_text", default=None, metavar="N",
+              help="With --executor ray: CPUs each worker declares, and its torch threads (default 1).")
 def tune_command(models_text: str, dataset: str, trials: int | None, profile: str, steps: int | None,
-                 storage: str | None, sampler: str, seed: int, out: Path, data_root: Path | None) -> None:
+                 storage: str | None, sampler: str, seed: int, out: Path, data_root: Path | None, executor: str,
+                 workers: int | None, ray_address: str | None, cpus_text: str | None) -> None:
     """Give every model the same tuning budget (Optuna): trials scored on a validation split carved
     from the training data; writes OUT/tuning/DATASET/table_tuning.{csv,md}, plots and best_configs.toml."""
-    from gvae_bench.tuning import tune
+    from gvae_bench.cli import CLIError, _cpus
 
-    summary = _guard(lambda: tune(_names(models_text, "models"), dataset, trials=trials, profile=profile, steps=steps,
-                                  out=out, data_root=resolve_data_root(data_root), storage=storage, seed=seed,
-                                  sampler=sampler))
+    models = _names(models_text, "models")
+    common = dict(trials=trials, profile=profile, steps=steps, out=out, data_root=resolve_data_root(data_root),
+                  storage=storage, seed=seed, sampler=sampler)
+    if executor == "local":
+        given = [flag for flag, value in (("--workers", workers), ("--ray-address", ray_address),
+                                          ("--cpus-per-run", cpus_text)) if value is not None]
+        if given:
+            flags = " and ".join(given)
+            raise CLIError(f"{flags} {'needs' if len(given) == 1 else 'need'} --executor ray; add it, or leave {flags} out")
+        from gvae_bench.tuning import tune
+
+        summary = _guard(lambda: tune(models, dataset, **common))
+    else:
+        from gvae_bench.executors import ExecutorOptions
+        from gvae_bench.tuning_ray import tune_on_ray
+
+        def on_ray():
+            options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text))
+            return tune_on_ray(models, dataset, workers=2 if workers is None else workers, options=options, **common)
+
+        summary = _guard(on_ray)
     for study in summary.studies:
         best = "none" if study.best_value is None else f"{study.best_value:.4g} with {study.best_fields}"
         click.echo(f"  {study.model}: {study.trials} trial(s) ({study.added} new; {study.finished} finished, "

@@ -196,7 +196,7 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
          steps: int | None = None, out: Path | str, data_root: Path | str | None = None, storage: str | None = None,
          seed: int = 0, sampler: str = "tpe", pruner: bool = True, space: Mapping[str, Any] | None = None,
          validation_fraction: float | None = None, score_samples: int | None = None,
-         device: str = "cpu") -> TuningSummary:
+         device: str = "cpu", write_tables: bool = True) -> TuningSummary:
     """Tune each of ``models`` on ``dataset`` with ``trials`` trials (in all, counting earlier ones).
 
     ``trials``, ``steps``, ``validation_fraction`` and ``score_samples`` (the model samples, and
@@ -204,7 +204,8 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
     file, with ``[budget.<profile>.<dataset>]`` over it (``steps`` absent: the profile's own steps;
     ``score_samples`` absent: the profile's ``eval.n_samples``); ``space`` replaces the
     search-space file's model tables (same format). Returns a ``TuningSummary``; writes the tables,
-    plots and ``best_configs.toml`` under ``<out>/tuning/<dataset>/``.
+    plots and ``best_configs.toml`` under ``<out>/tuning/<dataset>/`` unless ``write_tables`` is
+    False (a worker of ``gvae_bench.tuning_ray``, whose driver writes them once).
     """
     import optuna
 
@@ -239,9 +240,10 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
             summary.studies.append(_tune_one(model, dataset, dists, space, trials=trials, profile=profile, steps=steps,
                                              score_samples=score_samples, folder=folder, data_root=root, rdb=rdb, seed=seed, sampler=sampler,
                                              pruner=pruner, split=split, device=device))
-    from gvae_bench.tuning_outputs import write_outputs  # built on this module's storage helpers
+    if write_tables:
+        from gvae_bench.tuning_outputs import write_outputs  # built on this module's storage helpers
 
-    summary.files = write_outputs(out, dataset, url)
+        summary.files = write_outputs(out, dataset, url)
     return summary
 
 
