@@ -30,7 +30,7 @@ from gvae_bench.stats import Comparison, adjust, best_or_tied, compare, rank_gro
 
 ALPHA = 0.05
 RUN_COLUMNS = ["dataset", "model", "profile", "config_hash", "latent_dim", "seed", "metric", "value",
-               "reference", "higher_is_better", "n_generated", "n_real", "status", "commit", "tables"]
+               "reference", "higher_is_better", "ranked", "n_generated", "n_real", "status", "commit", "tables"]
 
 
 def commit_of(record: RunRecord) -> str:
@@ -57,7 +57,7 @@ def runs_frame(records: list[RunRecord], dataset: str) -> pd.DataFrame:
             table = result.get("table")
             rows.append({**base, "metric": name, "value": float(result["value"]),
                          "reference": result.get("reference"), "higher_is_better": bool(result["higher_is_better"]),
-                         "n_generated": result.get("n_generated"), "n_real": result.get("n_real"),
+                         "ranked": result.get("ranked") is not False, "n_generated": result.get("n_generated"), "n_real": result.get("n_real"),
                          "tables": table if isinstance(table, str) else " ".join(table or ())})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 

@@ -114,13 +114,18 @@ class Metric:
     higher_is_better: bool | None
     samples: str
     plot: str = ""
+    ranked: bool = True  # False: the best value is a target (e.g. copying's 0), not an end of the scale
 
     @property
     def arrow(self) -> str:
+        if not self.ranked:
+            return "(≈ target)"
         return "" if self.higher_is_better is None else ("↑" if self.higher_is_better else "↓")
 
     @property
     def direction(self) -> str:
+        if not self.ranked:
+            return "not ranked: its best is a target value (see docs/metrics.md)"
         return "" if self.higher_is_better is None else ("higher is better" if self.higher_is_better else "lower is better")
 
 

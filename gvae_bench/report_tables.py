@@ -66,6 +66,11 @@ def _directions(runs: list[dict[str, str]]) -> dict[str, bool]:
     return {run["metric"]: run.get("higher_is_better") == "True" for run in runs if run.get("higher_is_better")}
 
 
+def _unranked(runs: list[dict[str, str]]) -> set[str]:
+    """Metrics recorded as not ranked (a runs.csv written before the ``ranked`` column: none)."""
+    return {run["metric"] for run in runs if run.get("ranked") == "False"}
+
+
 def _plot_metric(path: Path, title: str, labels: list[str], seeds: list[list[tuple[int, float]]],
                  intervals: list[tuple[float, float, float]], bold: list[bool], direction: str) -> None:
     """Per-seed values (dots, labelled by seed), the mean (bar) and its 95 % interval, row by row."""
@@ -95,7 +100,7 @@ def _tables(out: Path, dataset: str, page_dir: Path, target: Path, groups: list[
     (where the pages are written) and linked relative to it."""
     folder = Path(out) / "leaderboards" / dataset
     runs = _read_csv(folder / "runs.csv")
-    directions = _directions(runs)
+    directions, unranked = _directions(runs), _unranked(runs)
     per_seed = _seed_values(runs)
     by_group = {(g.model, g.profile, g.config_hash): g for g in groups}
     tables = []
@@ -110,7 +115,7 @@ def _tables(out: Path, dataset: str, page_dir: Path, target: Path, groups: list[
         metrics = []
         for metric in names:
             samples = sorted({c for r in measured for c in r.get(f"{metric}_samples", "").split("; ") if c})
-            metrics.append(Metric(metric, directions.get(metric), "; ".join(samples)))
+            metrics.append(Metric(metric, directions.get(metric), "; ".join(samples), ranked=metric not in unranked))
         view_rows = []
         for row in rows:
             kind = row.get("row_kind", "measured")
@@ -147,7 +152,8 @@ def _tables(out: Path, dataset: str, page_dir: Path, target: Path, groups: list[
                                   _float(r.get(f"{metric.name}_ci_high"))))
                 bold.append(r.get(f"{metric.name}_bold") == "True")
             plot = target / "plots" / dataset / f"{name}-{metric.name}.png"
-            _plot_metric(plot, metric.name, labels, seeds, intervals, bold, metric.direction)
+            _plot_metric(plot, metric.name, labels, seeds, intervals, bold,
+                         metric.direction if metric.ranked else "not ranked")
             metric.plot = _rel(plot, target)
         commits = sorted({c for r in measured for c in r.get("commits", "").split()})
         profiles = sorted({r.get("profile", "") for r in measured})

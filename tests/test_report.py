@@ -292,6 +292,16 @@ def test_reference_report_in_browser(reference_results, browser):
     assert browser.evaluate("document.querySelectorAll('#leaderboard-table4 tr.published .tag.published').length") > 0
 
 
+def test_a_metric_whose_best_is_a_target_has_no_direction_arrow(reference_results):
+    """Copying (C_T) is best near 0, not at an end of its scale: its header says so, with no arrow."""
+    write_report(reference_results)
+    page = (reference_results / "report" / "mnist.html").read_text(encoding="utf-8")
+    header = re.search(r'<th[^>]*title="([^"]*)"[^>]*>copying ([^<]*)</th>', page)
+    assert header is not None and header.group(2) == "(≈ target)", header and header.groups()
+    assert header.group(1).startswith("not ranked")
+    assert re.search(r">vendi ↑</th>", page)  # a ranked metric keeps its arrow
+
+
 def test_report_without_leaderboards(tmp_path):
     """Records without leaderboards still make a page that says what to run."""
     for sub in ("runs",):
