@@ -327,17 +327,37 @@ def export_nifti_command(run_dir: Path, count: int, data_root: Path | None) -> N
 
 
 @cli.command("classifier")
-@click.option("--dataset", required=True, metavar="NAME", help="A labelled benchmark: mnist, fashion_mnist or cifar10.")
+@click.option("--dataset", required=True, metavar="NAME",
+              help="A labelled benchmark: mnist, fashion_mnist, cifar10, or image_folder with class subfolders.")
+@click.option("--set", "settings", multiple=True, metavar="benchmark.FIELD=VALUE",
+              help="A benchmark setting, e.g. --set benchmark.root=DIR for image_folder (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
-def classifier_command(dataset: str, data_root: Path | None) -> None:
-    """Train (or load from the cache) the domain classifier of the feature-space metrics and print its record."""
+def classifier_command(dataset: str, settings: tuple[str, ...], data_root: Path | None) -> None:
+    """Train (or load from the cache) the domain classifier of the feature-space metrics and print its
+    record: the one a run on DATASET with these settings uses, at the classifier's default training
+    settings (those of the quick and paper profiles)."""
     import json
 
     from gvae_bench.classifier import cache_root, train_classifier
+    from gvae_bench.registry import BENCHMARKS
 
+    parsed = _parse_settings(settings)
+    others = [f"{target}.{name}" for target, values in parsed.items() if target != "benchmark" for name, _ in values]
+    if others:
+        raise CLIError(f"classifier takes only benchmark settings (--set benchmark.FIELD=VALUE); got {', '.join(others)}")
     root = resolve_data_root(data_root)
-    model, record = _guard(lambda: train_classifier(dataset, root))
+
+    def train():
+        benchmark_cls = BENCHMARKS.get(dataset)
+        benchmark = benchmark_cls(root, benchmark_cls.Config.from_dict(dict(parsed["benchmark"])))
+        source = benchmark.classifier_source()
+        if source is None and benchmark.classifier_dataset is None and len(benchmark.spec.shape) == 3:
+            raise UserError(f"{dataset}: its data have no class labels here, so it has no domain classifier "
+                            "(for image_folder: put each class's images in a subfolder of its own)")
+        return train_classifier(benchmark.classifier_dataset or dataset, root, source=source)
+
+    model, record = _guard(train)
     click.echo(json.dumps({k: record[k] for k in ("dataset", "test_accuracy", "n_train", "n_test", "config", "key")}, indent=2))
     click.echo(f"cached in {cache_root()}", err=True)
 

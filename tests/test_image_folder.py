@@ -221,6 +221,22 @@ def test_the_documented_command_runs_on_a_folder_of_mnist_pngs(flat_folder, tmp_
     assert (out / "leaderboards" / "image_folder" / "table4.md").is_file()
 
 
+def test_the_classifier_command_trains_the_classifier_of_a_labelled_folder(class_folder, flat_folder):
+    from gvae_bench.classifier import train_classifier
+
+    result = run_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={class_folder}")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    bench = _bench(class_folder)
+    assert printed["dataset"] == "image_folder" and printed["n_train"] == bench.load().train.shape[0]
+    _, record = train_classifier("image_folder", Path("unused"), source=bench.classifier_source())
+    assert record["key"] == printed["key"]  # the very classifier a run on this folder uses (from the cache)
+    line = _one_line_error(run_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={flat_folder}"))
+    assert "no class labels" in line and "subfolder" in line
+    line = _one_line_error(run_cli("classifier", "--dataset", "image_folder", "--set", "train.steps=3"))
+    assert "only benchmark settings" in line
+
+
 def _one_line_error(result) -> str:
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
