@@ -283,7 +283,7 @@ class RayExecutor:
         cpus = [node.get("Resources", {}).get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
         return max(cpus) if cpus else None
 
-    def _check_feasible(self, needs: set[tuple[float, float]]) -> None:
+    def check_feasible(self, needs: set[tuple[float, float]]) -> None:
         """Refuse runs no node can ever hold (on this machine), or warn (on a cluster an autoscaler may grow)."""
         import ray
 
@@ -312,7 +312,7 @@ class RayExecutor:
             default_threads = torch.get_num_threads()  # what a local run in this process would use
             largest = self._largest_node_cpus()
             plan = [(spec, *self.resources(spec, default_threads, largest)) for spec in specs]
-            self._check_feasible({(cpus, gpus) for _, _, cpus, gpus in plan})
+            self.check_feasible({(cpus, gpus) for _, _, cpus, gpus in plan})
             task = ray.remote(max_retries=0)(_ray_task)
             plugins = tuple(str(Path(path).absolute()) for path in self.options.plugins)
             log_level = logging.getLogger("gvae_bench").getEffectiveLevel()

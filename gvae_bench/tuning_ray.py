@@ -95,7 +95,7 @@ def tune_on_ray(models: Sequence[str], dataset: str, *, workers: int, options: E
     log_level = logging.getLogger("gvae_bench").getEffectiveLevel()
     parts: list[TuningSummary] = []
     with RayExecutor(options) as executor:
-        executor._check_feasible({(float(cpus), 0.0)})
+        executor.check_feasible({(float(cpus), 0.0)})
         task = ray.remote(max_retries=0)(_tune_task)
         pending = [task.options(name="gvae_tune", num_cpus=cpus).remote(list(models), dataset, kwargs, threads, log_level)
                    for _ in range(workers)]
