@@ -271,7 +271,8 @@ def _add_missing_metrics(run_dir: Path, record: RunRecord, data_root: Path,
     missing = {name for name in METRICS.names()
                if name not in recorded
                or (METRICS.get(name).has_reference and recorded[name].get("value") is not None
-                   and recorded[name].get("reference") is None)
+                   and recorded[name].get("reference") is None
+                   and "reference_na" not in (recorded[name].get("details") or {}))
                or (name in metric_code and recorded_code.get(name, {}).get("sha256") != metric_code[name]["sha256"])}
     if not missing:
         return []

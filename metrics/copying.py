@@ -243,16 +243,21 @@ class DataCopying(NoveltyMetric):
                                  assign_cells(test, centres), k)
 
         try:
-            model, reference = statistic("generated"), statistic("held_out")
+            model = statistic("generated")
         except ValueError as exc:  # too few samples for one cell above the threshold (a smoke-sized evaluation)
             raise NotApplicable(f"C_T is undefined at these sample counts: {exc}") from None
+        try:
+            reference, reference_na = statistic("held_out"), None
+        except ValueError as exc:  # a test split too small for its held-out rows (the shared head CT's 20 slices)
+            reference, reference_na = None, f"C_T of the held-out rows is undefined at these sample counts: {exc}"
         return MetricResult(model.c_t, n_generated=len(sets.rows("generated")), n_real=len(test),
-                            reference=reference.c_t,
+                            reference=None if reference is None else reference.c_t,
                             details={**sets.details(), "cells": k, "kmeans_seed": 0,
                                      "kmeans_rows": min(KMEANS_ROWS, len(ctx.splits.train)),
                                      "min_generated_per_cell": MIN_GENERATED_PER_CELL,
                                      "cells_used": model.cells_used, "stouffer_z": model.stouffer_z,
                                      "generated_share_in_used_cells": model.generated_share_used,
                                      "min_cell_z": min(z for z in model.cell_z if z is not None),
-                                     "reference_cells_used": reference.cells_used,
+                                     **({"reference_cells_used": reference.cells_used} if reference is not None
+                                        else {"reference_na": reference_na}),
                                      "reference": "held-out real test rows (not P_n) in the place of the samples"})

@@ -33,122 +33,25 @@ row after that (constant in D1) is dropped; and the Frechet distance between Gau
 (``metrics/fid.py``'s ``frechet_distance``: unbiased covariances). ``frd-score``'s ``compute_frd`` reports
 ``ln FRD`` for v1; both are given (``RadiomicDistance.value`` and ``.log_value``). No pretrained network is involved.
 
-``frd-score`` reads images from files only, so ``radiomic_features`` writes each image as a float32 NIfTI file with
-its spacing into a temporary folder (the system's, never the data root) that is removed afterwards.
+``frd-score`` reads images from files only, so ``radiomic_features`` (``metrics/_radiomics.py``, which also keeps the
+real sets' features on disk, keyed by their content) writes each image as a float32 NIfTI file with its spacing
+into a temporary folder (the system's, never the data root) that is removed afterwards.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Sequence
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from gvae_bench.metrics._radiomics import (INSTALL_HINT, RadiomicFeatures, extra_missing, radiomic_features,
+                                           radiomic_set, radiomics_versions)
 from gvae_bench.metrics._samples import as_rows
 from gvae_bench.metrics.fid import frechet_distance
 
 __all__ = ["INSTALL_HINT", "RadiomicDistance", "RadiomicFeatures", "extra_missing", "frechet_radiomics_distance",
-           "radiomic_features"]
-
-log = logging.getLogger(__name__)
-
-#: how to get the optional packages the metric needs
-INSTALL_HINT = "pip install 'gvae-bench[frd]'"
-
-
-def extra_missing() -> str | None:
-    """None when ``frd-score`` and PyRadiomics import, else what is missing and the command that installs it."""
-    try:
-        import frd_score.frd  # noqa: F401
-        import radiomics.featureextractor  # noqa: F401
-    except ImportError as exc:
-        return f"the frd extra ({INSTALL_HINT}; {exc.name or exc} does not import)"
-    return None
-
-
-@dataclass
-class RadiomicFeatures:
-    """Radiomic features of a set of images: ``values`` (n_read, d) float64, one row per image PyRadiomics could
-    read, columns named by ``names``; ``failures`` the images it could not, with its reason (a constant image has
-    no grey-level range to bin)."""
-
-    values: torch.Tensor
-    names: tuple[str, ...]
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> int:
-        """How many images gave no features."""
-        return len(self.failures)
-
-
-def radiomic_features(images_hu: torch.Tensor, spacing_mm: Sequence[float]) -> RadiomicFeatures:
-    """FRDv1 radiomic features (module docstring) of each image, in the image's own units (here HU).
-
-    Args:
-        images_hu: (n, 1, H, W) slices or (n, 1, D, H, W) volumes, n >= 1.
-        spacing_mm: pixel or voxel size in mm along (x, y) for slices, (x, y, z) for volumes, i.e. (W, H[, D]).
-
-    Returns:
-        The features of the images PyRadiomics read, in input order, and how many it could not (each logged).
-
-    Raises:
-        ValueError: bad shape, spacing or non-finite values; ImportError: the frd extra is not installed.
-    """
-    import SimpleITK as sitk
-    from frd_score import frd
-
-    images = _spatial(images_hu)
-    dims = images.dim() - 1
-    if len(spacing_mm) != dims or not all(math.isfinite(s) and s > 0 for s in spacing_mm):
-        raise ValueError(f"spacing_mm must hold {dims} positive sizes (x, y{', z' if dims == 3 else ''}) in mm, "
-                         f"one per spatial axis of the images; got {tuple(spacing_mm)}")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("images_hu must contain only finite values (found NaN or inf)")
-    logging.getLogger("radiomics").setLevel(logging.ERROR)  # its per-image INFO lines and LoG-on-a-slice warnings
-    extractor = frd.get_feature_extractor(frd_version=frd.FRD_VERSION_V1, image_dim=dims)
-    rows, names, failures = [], None, []
-    arrays = images.detach().cpu().numpy().astype(np.float32)
-    with tempfile.TemporaryDirectory(prefix="gvae-bench-frd-") as folder:
-        for index, array in enumerate(arrays):
-            path = Path(folder) / f"{index:06d}.nii.gz"
-            image = sitk.GetImageFromArray(array)
-            image.SetSpacing(tuple(float(s) for s in spacing_mm))
-            sitk.WriteImage(image, str(path))
-            try:
-                result = frd.process_image_mask_pair((path, None), feature_extractor=extractor,
-                                                     frd_version=frd.FRD_VERSION_V1)
-            except Exception as exc:  # PyRadiomics raises plain exceptions (ValueError, RuntimeError) per image
-                result, reason = None, f"image {index}: {type(exc).__name__}: {exc}"
-            else:
-                reason = f"image {index}: no region of interest"
-            if result is None:
-                failures.append(reason)
-                log.warning("frd: no radiomic features for %s", reason)
-                continue
-            if names is None:
-                names = tuple(result[1])
-            elif tuple(result[1]) != names:
-                raise ValueError(f"image {index} gave other radiomic features than the images before it; the "
-                                 "images of one set must share their shape and spacing")
-            rows.append(result[0])
-    values = torch.tensor(rows, dtype=torch.float64) if rows else torch.empty(0, 0, dtype=torch.float64)
-    return RadiomicFeatures(values, names or (), failures)
-
-
-def _spatial(images: torch.Tensor) -> torch.Tensor:
-    """(n, 1, H, W) or (n, 1, D, H, W) ``images`` without their channel axis; other shapes refused."""
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"images_hu must be a torch.Tensor, got {type(images).__name__}")
-    if images.dim() not in (4, 5) or images.shape[1] != 1 or images.shape[0] == 0:
-        raise ValueError("images_hu must be n >= 1 single-channel slices (n, 1, H, W) or volumes (n, 1, D, H, W); "
-                         f"got shape {tuple(images.shape)}")
-    return images[:, 0]
+           "radiomic_features", "radiomic_set"]
 
 
 @dataclass
@@ -231,8 +134,7 @@ class FrechetRadiomicsDistance(Metric):
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.frd_samples
         spacing = tuple(ctx.benchmark.sample_spacing_mm())
-        samples = {"real": ctx.real_test(n), "generated": ctx.generated(n), "train": ctx.real_train(n)}
-        sets = {which: radiomic_features(ctx.benchmark.to_hu(images), spacing) for which, images in samples.items()}
+        sets = {which: radiomic_set(ctx, which, n) for which in ("real", "generated", "train")}
         for which, features in sets.items():
             if len(features.values) < 2:
                 raise NotApplicable(f"PyRadiomics read {len(features.values)} of the {which} images (at least 2 "
@@ -251,12 +153,4 @@ class FrechetRadiomicsDistance(Metric):
                                      "unreadable_images": {k: v.failed for k, v in sets.items()},
                                      "window_hu": [floor, ceiling], "spacing_mm": list(spacing),
                                      "extraction": "frd-score FRDv1 (PyRadiomics), resampled to 2 mm",
-                                     "versions": _versions()})
-
-
-def _versions() -> dict[str, str]:
-    """Versions of the packages that computed the features."""
-    import frd_score
-    import radiomics
-
-    return {"frd_score": frd_score.__version__, "radiomics": str(radiomics.__version__)}
+                                     "versions": radiomics_versions()})

@@ -63,7 +63,7 @@ from gvae_bench.registry import METRICS  # noqa: E402
 from gvae_bench.contracts.benchmark import Benchmark  # noqa: E402
 from gvae_bench.contracts.metric import EvalContext, MetricResult  # noqa: E402
 from gvae_bench.contracts.model import GenerativeModel  # noqa: E402
-from gvae_bench.metrics._novelty import NoveltyMetric  # noqa: E402
+from gvae_bench.metrics._novelty import NoveltyMetric, NoveltySets  # noqa: E402
 
 #: why the points benchmarks get no Vendi score
 LOW_RANK_POINTS = ("a feature space of more than 2 dimensions (the cosine kernel on 2-D points has rank <= 2, "
@@ -80,6 +80,10 @@ class Vendi(NoveltyMetric):
     more diverse; a collapsed model falls towards 1. The score depends on n, so compare values at
     the same ``n_samples``. Not computed on the 2-D points benchmarks: the cosine kernel of 2-D
     coordinates has rank <= 2, so it could never exceed 2 there (their ``modes`` column counts modes).
+    On CT: the cosine similarity of the z-scored radiomic features (``metrics/_novelty.py``; centred,
+    so a similarity can be negative, and the kernel matrix is still positive semi-definite with a unit
+    diagonal), min(``n_samples``, ``frd_samples``) generated images against the seeded subset of as
+    many real test images (all of them when the test split is smaller: compare models at equal counts).
     """
 
     def missing(self, model: GenerativeModel, benchmark: Benchmark) -> list[str]:
@@ -90,9 +94,14 @@ class Vendi(NoveltyMetric):
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples
-        fake, real = ctx.features("generated", n), ctx.features("real", n)
+        if ctx.benchmark.classifier_dataset is not None:
+            fake, real = ctx.features("generated", n), ctx.features("real", n)
+            space = {**ctx.classifier_details, "kernel": "cosine similarity, uncentred features"}
+        else:  # CT's radiomic space (metrics/_novelty.py)
+            sets = NoveltySets(ctx)
+            fake, real = sets.rows("generated"), sets.real_rows(n)
+            space = {**sets.details(), "kernel": "cosine similarity of the z-scored radiomic features"}
         zero_rows = int((fake.abs().sum(dim=1) == 0).sum())
         return MetricResult(vendi_score(fake), n_generated=len(fake), n_real=len(real), reference=vendi_score(real),
-                            details={**ctx.classifier_details, "kernel": "cosine similarity, uncentred features",
-                                     "generated_zero_feature_rows": zero_rows,
+                            details={**space, "generated_zero_feature_rows": zero_rows,
                                      "reference": "real test samples in the place of the generated ones"})

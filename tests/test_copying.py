@@ -218,11 +218,10 @@ def test_a_model_returning_training_images_copies_and_fresh_images_do_not(mnist_
     assert f"{fresh['copying']['reference']:.4g} (n=1" in reference_row
 
 
-def test_ring8_uses_raw_coordinates_and_ct_is_not_applicable(tmp_path):
+def test_ring8_uses_raw_coordinates(tmp_path):
     """On a points benchmark the space is the raw coordinates (no classifier is built); a model that
-    returns its training points copies. CT has no fixed feature space: n/a with the reason."""
+    returns its training points copies (CT's radiomic space: tests/test_novelty_ct.py)."""
     import gvae_bench.metrics  # noqa: F401
-    from gvae_bench.benchmarks.ct import CTConfig, CTFolder
     from gvae_bench.benchmarks.mixtures import Ring8
     from gvae_bench.contracts.benchmark import DataSplits
     from gvae_bench.evaluation import evaluate
@@ -238,9 +237,5 @@ def test_ring8_uses_raw_coordinates_and_ct_is_not_applicable(tmp_path):
     assert results["copying"]["value"] < -10 and abs(results["copying"]["reference"]) < 3
     assert results["authenticity"]["value"] == 0.0
     assert results["vendi"]["value"] is None and "rank <= 2" in results["vendi"]["na"]
-    ct = CTFolder(tmp_path, CTConfig())
     for name in ("copying", "authenticity", "vendi"):
-        metric = METRICS.get(name)()
-        assert metric.missing(_RowsModel, ct) == ["a fixed feature space (a domain classifier's features, or the "
-                                                  "coordinates of a points benchmark)"]
-        assert not metric.uses_classifier(ct)
+        assert not METRICS.get(name)().uses_classifier(benchmark)

@@ -218,6 +218,8 @@ def test_the_documented_command_runs_on_a_folder_of_mnist_pngs(flat_folder, tmp_
         assert record["status"] == "finished" and record["metrics"]["mmd"]["value"] is not None
         assert record["data"]["split"]["split_seed"] == 0 and record["data"]["file_list_sha256"]
         assert all(record["metrics"][name]["na"] == "needs classifier" for name in FEATURE_METRICS)
+        for name in ("copying", "authenticity", "vendi"):  # no labels, no classifier: no fixed feature space
+            assert "needs a fixed feature space" in record["metrics"][name]["na"], record["metrics"][name]
     assert (out / "leaderboards" / "image_folder" / "table4.md").is_file()
 
 

@@ -108,6 +108,12 @@ def test_rescore_adds_missing_metrics_with_the_same_samples(tmp_path, data_root)
     again = json.loads((run_dir / "record.json").read_text())["metrics"]["recall"]
     assert again["value"] == no_reference["value"] and again["reference"] == rescored["metrics"]["recall"]["reference"]
     assert rescore(run_dir, data_root) == []
+    # ... but not one whose reference was undefined at its sample counts, and says why (copying on 20 CT slices)
+    record_now = json.loads((run_dir / "record.json").read_text())
+    undefined = {**record_now["metrics"]["recall"], "reference": None,
+                 "details": {**record_now["metrics"]["recall"]["details"], "reference_na": "too few held-out rows"}}
+    (run_dir / "record.json").write_text(json.dumps({**record_now, "metrics": {**record_now["metrics"], "recall": undefined}}))
+    assert rescore(run_dir, data_root) == []
 
 
 def test_a_sweep_meeting_its_finished_run_adds_the_metrics_registered_since(tmp_path):
