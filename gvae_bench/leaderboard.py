@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from gvae_bench.atomic import atomic_write_text
+from gvae_bench.bounds import bounds_frame, bounds_markdown
 from gvae_bench.comparisons import (
     comparisons_markdown, commit_of, compare_table, row_label, runs_frame, unranked_metrics,
 )
@@ -335,9 +336,16 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
     for table in tables:
         frame, names, directions = build_table(records, table, dataset)
         csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
+        text = to_markdown(frame, names, directions, table, dataset, records, reproductions)
+        if table == "table7":  # each run's bounds: standard error over images, AIS against IWAE
+            bounds = bounds_frame(table_records(records, table))
+            if len(bounds):
+                bounds_path = folder / "table7_bounds.csv"
+                atomic_write_text(bounds_path, bounds.to_csv(index=False))
+                written.append(bounds_path)
+                text += "\n".join(bounds_markdown(bounds)) + "\n"
         atomic_write_text(csv_path, frame.to_csv(index=False))
-        atomic_write_text(md_path, to_markdown(frame, names, directions, table, dataset, records,
-                                                   reproductions))
+        atomic_write_text(md_path, text)
         written += [csv_path, md_path]
         pairs.append(compare_table(table_records(records, table), table, names, directions).pairs)
     if tables:

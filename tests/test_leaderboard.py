@@ -92,7 +92,7 @@ def test_missing_values_say_why(tmp_path):
     write_record(tmp_path / "runs" / "mnist" / "d" / "x" / "seed0", {**_record("d", 0, status="running")})
     write_leaderboards(tmp_path, "mnist")
     for table in ("table6", "table7"):
-        lines = (tmp_path / "leaderboards" / "mnist" / f"{table}.md").read_text().splitlines()
+        lines = (tmp_path / "leaderboards" / "mnist" / f"{table}.md").read_text().split("\n## ")[0].splitlines()
         row = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in lines if line.startswith("| ")}
         assert "90 (n=1, no interval)" in row["a"] and row["b"] == "n/a" and row["c"] == "not evaluated" and row["d"] == "–"
         assert "- `iwae_nll` (lower is better): 20 test images" in lines
@@ -122,3 +122,30 @@ def test_a_checkout_is_dirty_for_changed_code_not_for_changed_results(tmp_path, 
     (tmp_path / "harness.py").write_text("x = 2\n")
     state = records.git_commit()
     assert state["dirty"] is True and state["changed"] == ["harness.py"]
+
+
+def test_table7_shows_each_runs_standard_error_and_ais_against_iwae_on_the_same_images(tmp_path):
+    """From the recorded per-run details: the IWAE bound's standard error over images, and the gap between the
+    IWAE bound on AIS's first images and AIS; a run without AIS has a bound but no gap."""
+    import pandas as pd
+
+    def likelihood(seed, ais):
+        metrics = {"iwae_nll": {"value": 88.0 + seed, "higher_is_better": False, "table": ["table6", "table7"],
+                                "n_generated": 0, "n_real": 10000,
+                                "details": {"k": 5000, "std_error": 0.24, "mean_on_first_100_images": 86.5}}}
+        if ais:
+            metrics["ais_nll"] = {"value": 86.0, "higher_is_better": False, "table": "table7", "n_generated": 0,
+                                  "n_real": 100, "details": {"chains": 16, "steps": 1000}}
+        record = _record("vae", seed)
+        return {**record, "profile": "likelihood", "metrics": metrics}
+
+    write_record(tmp_path / "runs" / "mnist" / "vae" / "x" / "seed0", likelihood(0, ais=True))
+    write_record(tmp_path / "runs" / "mnist" / "vae" / "x" / "seed1", likelihood(1, ais=False))
+    write_leaderboards(tmp_path, "mnist")
+    bounds = pd.read_csv(tmp_path / "leaderboards" / "mnist" / "table7_bounds.csv")
+    assert list(bounds.seed) == [0, 1] and list(bounds.iwae_se) == [0.24, 0.24]
+    assert bounds.ais_gap[0] == pytest.approx(0.5) and bounds.iwae_same_images[0] == 86.5
+    assert math.isnan(bounds.ais_gap[1]) and math.isnan(bounds.ais_nll[1])
+    text = (tmp_path / "leaderboards" / "mnist" / "table7.md").read_text()
+    assert "| vae | likelihood | abc | 0 | 88.00 ± 0.24 | 10000, 5000 | 86.00 | 100, 16, 1000 | 86.50 | 0.50 |" in text
+    assert "| vae | likelihood | abc | 1 | 89.00 ± 0.24 | 10000, 5000 | n/a | n/a, n/a, n/a | n/a | n/a |" in text
