@@ -72,7 +72,7 @@ LOW_RANK_POINTS = ("a feature space of more than 2 dimensions (the cosine kernel
 
 @METRICS.register("vendi")
 class Vendi(NoveltyMetric):
-    """Vendi score (Friedman and Dieng 2023), cosine kernel on classifier features: the effective number of samples.
+    """Vendi score (Friedman and Dieng 2023), cosine kernel on the benchmark's features: effective number of samples.
 
     ``n_samples`` generated samples against a ``reference`` of as many real test samples (the
     seeded subset the other feature metrics use), in the domain classifier's penultimate features
