@@ -101,8 +101,7 @@ class NoveltySets:
             return ctx.features(which, n).double()
         if self.radiomic:
             return self._radiomic_rows(which, n)
-        sets = {"generated": ctx.generated, "real": ctx.real_test, "train": ctx.real_train}
-        return sets[which](n).flatten(1).double()
+        return ctx.samples(which, n).flatten(1).double()
 
     def _standardisation(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The radiomic space's z-scoring from T: mean, population std and the features kept."""

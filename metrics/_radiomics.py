@@ -149,10 +149,7 @@ def radiomic_set(ctx: EvalContext, which: str, n: int) -> RadiomicFeatures:
     ``train``, as ``EvalContext`` draws them: the real sets' seeded subsets, all rows when ``n`` reaches their
     size), in HU through the benchmark's window and at its sample spacing; extracted once per evaluation, the real
     sets once per content (module docstring)."""
-    sets = {"generated": ctx.generated, "real": ctx.real_test, "train": ctx.real_train}
-    if which not in sets:
-        raise ValueError(f"unknown sample set {which!r}; one of {sorted(sets)}")
-    images = sets[which](n)
+    images = ctx.samples(which, n)
 
     def extract() -> RadiomicFeatures:
         hu = ctx.benchmark.to_hu(images)

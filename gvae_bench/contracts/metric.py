@@ -105,7 +105,7 @@ class EvalContext:
         ``real_test`` for the metrics' real-data reference values."""
         return self._seeded_subset(self.splits.train, n, "real_train")
 
-    def _samples(self, which: str, n: int) -> torch.Tensor:
+    def samples(self, which: str, n: int) -> torch.Tensor:
         """``n`` samples of the set named ``which``: generated, real (test) or train."""
         sets = {"generated": self.generated, "real": self.real_test, "train": self.real_train}
         if which not in sets:
@@ -120,7 +120,7 @@ class EvalContext:
         classifier = self.classifier
         if classifier is None:
             raise RuntimeError("this metric reads the domain classifier, but the evaluation context was given none")
-        samples = self._samples(which, n)
+        samples = self.samples(which, n)
         step = int(getattr(classifier, "in_channels", 1))
         if samples.shape[1] % step:
             raise ValueError(f"the domain classifier reads {step} channels at a time; the samples have "
