@@ -9,12 +9,14 @@ package of its authors is version 1 ("FRDv1"). [vanGriethuysen2017] J. J. M. van
 
 What is extracted (``radiomic_features``; ``metrics/frd.py``'s docstring has the feature list): every image, written
 as a float32 NIfTI file with its spacing into a temporary folder (the system's, never the data root; ``frd-score``
-reads files), gets the FRDv1 vector, 398 features for a 2D slice and 1014 for a 3D patch.
+reads files), gets the FRDv1 vector, 398 features for a 2D slice and 1014 for a 3D patch. SimpleITK's filters run
+on one thread while it does: on two threads the same images gave features that differed in the last bits (up to
+1.2e-7) from one thread's, and once between two runs, so the features of a set would not be a function of its images.
 
 Sharing (``radiomic_set``): within one evaluation each sample set (generated, real test, real training; at a given
 count) is extracted once and shared by the metrics; the real sets do not depend on the model, so their features are
 also kept on disk (``gvae_bench.checkpoints.cache_folder("radiomics")``, one file per content: the SHA-256 of the
-images' float32 bytes, their shape, the spacing and the package versions) and every model of a benchmark reuses them.
+images' float32 bytes, their shape, the spacing, the package versions and the thread count) and every model of a benchmark reuses them.
 At 0.2-0.7 s an image on one CPU core (64 px slices) that is the difference between extracting a training set once
 and once per run.
 """
@@ -26,9 +28,10 @@ import json
 import logging
 import math
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -99,7 +102,7 @@ def radiomic_features(images_hu: torch.Tensor, spacing_mm: Sequence[float]) -> R
     extractor = frd.get_feature_extractor(frd_version=frd.FRD_VERSION_V1, image_dim=dims)
     rows, names, failures = [], None, []
     arrays = images.detach().cpu().numpy().astype(np.float32)
-    with tempfile.TemporaryDirectory(prefix="gvae-bench-frd-") as folder:
+    with tempfile.TemporaryDirectory(prefix="gvae-bench-frd-") as folder, _one_itk_thread():
         for index, array in enumerate(arrays):
             path = Path(folder) / f"{index:06d}.nii.gz"
             image = sitk.GetImageFromArray(array)
@@ -124,6 +127,19 @@ def radiomic_features(images_hu: torch.Tensor, spacing_mm: Sequence[float]) -> R
             rows.append(result[0])
     values = torch.tensor(rows, dtype=torch.float64) if rows else torch.empty(0, 0, dtype=torch.float64)
     return RadiomicFeatures(values, names or (), failures)
+
+
+@contextmanager
+def _one_itk_thread() -> Iterator[None]:
+    """SimpleITK's default thread count set to 1 inside the block (module docstring), the caller's restored after."""
+    import SimpleITK as sitk
+
+    before = sitk.ProcessObject_GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(before)
 
 
 def _spatial(images: torch.Tensor) -> torch.Tensor:
@@ -167,7 +183,7 @@ def _on_disk(images_hu: torch.Tensor, spacing_mm: tuple[float, ...]) -> Radiomic
     contiguous = images_hu.detach().cpu().float().contiguous()
     digest = hashlib.sha256(contiguous.numpy().tobytes())
     digest.update(json.dumps({"shape": list(contiguous.shape), "spacing_mm": list(spacing_mm),
-                              "versions": radiomics_versions()}, sort_keys=True).encode())
+                              "versions": radiomics_versions(), "itk_threads": 1}, sort_keys=True).encode())
     path = cache_folder("radiomics") / f"{digest.hexdigest()[:20]}.pt"
     if path.is_file():
         try:

@@ -77,6 +77,20 @@ def test_identical_sets_are_at_zero(textures) -> None:
     assert frechet_radiomics_distance(textures["smooth"], again).value == pytest.approx(0.0, abs=1e-6)
 
 
+def test_features_do_not_depend_on_the_callers_itk_threads(textures) -> None:
+    import SimpleITK as sitk
+
+    before = sitk.ProcessObject_GetGlobalDefaultNumberOfThreads()
+    try:
+        for threads in (2, 1):  # two threads gave other last bits than one before extraction ran on one
+            sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(threads)
+            again = radiomic_features(textures["smooth_images"], (2.0, 2.0)).values
+            assert torch.equal(again, textures["smooth"])
+            assert sitk.ProcessObject_GetGlobalDefaultNumberOfThreads() == threads  # the caller's setting is kept
+    finally:
+        sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(before)
+
+
 def test_noisy_textures_are_far_from_smooth_ones(textures) -> None:
     same_kind = frechet_radiomics_distance(textures["smooth"], textures["smooth_again"]).value
     other_kind = frechet_radiomics_distance(textures["smooth"], textures["noisy"]).value
