@@ -45,6 +45,9 @@ __all__ = ["INSTALL_HINT", "RadiomicFeatures", "extra_missing", "radiomic_featur
 
 log = logging.getLogger(__name__)
 
+#: SimpleITK's thread count during extraction (module docstring); part of the disk cache's key
+ITK_THREADS = 1
+
 #: how to get the optional packages the metric needs
 INSTALL_HINT = "pip install 'gvae-bench[frd]'"
 
@@ -131,11 +134,11 @@ def radiomic_features(images_hu: torch.Tensor, spacing_mm: Sequence[float]) -> R
 
 @contextmanager
 def _one_itk_thread() -> Iterator[None]:
-    """SimpleITK's default thread count set to 1 inside the block (module docstring), the caller's restored after."""
+    """SimpleITK's default thread count set to ``ITK_THREADS`` inside the block, the caller's restored after."""
     import SimpleITK as sitk
 
     before = sitk.ProcessObject_GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(ITK_THREADS)
     try:
         yield
     finally:
@@ -183,7 +186,7 @@ def _on_disk(images_hu: torch.Tensor, spacing_mm: tuple[float, ...]) -> Radiomic
     contiguous = images_hu.detach().cpu().float().contiguous()
     digest = hashlib.sha256(contiguous.numpy().tobytes())
     digest.update(json.dumps({"shape": list(contiguous.shape), "spacing_mm": list(spacing_mm),
-                              "versions": radiomics_versions(), "itk_threads": 1}, sort_keys=True).encode())
+                              "versions": radiomics_versions(), "itk_threads": ITK_THREADS}, sort_keys=True).encode())
     path = cache_folder("radiomics") / f"{digest.hexdigest()[:20]}.pt"
     if path.is_file():
         try:
