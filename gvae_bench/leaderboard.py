@@ -23,9 +23,12 @@ import pandas as pd
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.bounds import bounds_frame, bounds_markdown
 from gvae_bench.comparisons import (
-    comparisons_markdown, commit_of, compare_table, row_label, runs_frame, unranked_metrics,
+    TableComparisons, adjust_families, comparisons_markdown, commit_of, compare_table, finish_table, row_label,
+    runs_frame, table_tests,
 )
-from gvae_bench.stats import mean_interval
+from gvae_bench.eval_protocols import pooling_refusal, row_protocols
+from gvae_bench.protocol import Protocol
+from gvae_bench.stats import mean_interval, range_of
 from gvae_bench.records import RECORD_FILE, RecordError, RunRecord, RunStatus, now, read_record
 
 log = logging.getLogger(__name__)
@@ -73,10 +76,19 @@ def published_rows(table: str, dataset: str) -> list[dict[str, Any]]:
     return [row for row in rows if row["table"] == table and row["dataset"] == dataset]
 
 
-def _summary(values: list[float]) -> tuple[float, float, int, float, float]:
-    """Mean, sample std (ddof = 1), n and the 95 % Student t interval over seeds (``stats.mean_interval``)."""
-    interval = mean_interval(values)
-    return interval.mean, interval.std, interval.n, interval.low, interval.high
+def _summary(values: list[float], name: str, samples: int | None = None
+             ) -> tuple[float, float, int, float, float, str]:
+    """Mean, sample std (ddof = 1), n, the 95 % interval over seeds that stays in the metric's range
+    (``stats.mean_interval``: Student t on the metric's logit, log or own scale) and its method.
+    ``samples``: the count behind a proportion, whose half-step is how far a value at a bound moves in."""
+    interval = mean_interval(values, bounds=range_of(name), resolution=0.5 / samples if samples else None)
+    return interval.mean, interval.std, interval.n, interval.low, interval.high, interval.method
+
+
+def _samples_behind(records: list[RunRecord], name: str) -> int | None:
+    counts = [max(int(r.metrics[name].get("n_generated") or 0), int(r.metrics[name].get("n_real") or 0))
+              for r in records if (r.metrics.get(name) or {}).get("value") is not None]
+    return min(counts) if counts and min(counts) > 0 else None
 
 
 def table_records(records: list[RunRecord], table: str) -> list[RunRecord]:
@@ -91,22 +103,33 @@ def table_records(records: list[RunRecord], table: str) -> list[RunRecord]:
     return [r for r in records if (r.model, r.profile) not in own or _at_profile_settings(r)]
 
 
-def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
-    """The rows of one table (a DataFrame), its metric names and each metric's direction.
-
-    ``table5`` is the Table 4 metrics of the models run at several latent sizes, one row each.
-    """
+def table_metrics(records: list[RunRecord], table: str) -> tuple[list[str], dict[str, bool]]:
+    """The metric names of ``table`` (sorted) and each one's direction."""
     metric_table = "table4" if table == "table5" else table
-    records = table_records(records, table)
     metrics: dict[str, bool] = {}
-    for record in records:
+    for record in table_records(records, table):
         for name, result in record.metrics.items():
             if metric_table in tables_of(result) and result.get("value") is not None:
                 metrics[name] = bool(result["higher_is_better"])
-    names = sorted(metrics)
+    return sorted(metrics), metrics
+
+
+def build_table(records: list[RunRecord], table: str, dataset: str, compared: TableComparisons | None = None
+                ) -> tuple[pd.DataFrame, list[str], dict[str, bool]]:
+    """The rows of one table (a DataFrame), its metric names and each metric's direction.
+
+    ``table5`` is the Table 4 metrics of the models run at several latent sizes, one row each.
+    ``compared``: the table's comparisons, adjusted in their families (``write_leaderboards``);
+    without it the table's own pairs are compared, every one exploratory. A row whose seeds were
+    scored under different evaluation protocols (e.g. two classifiers) is not pooled: its cell is
+    n/a and ``<metric>_note`` says why.
+    """
+    names, metrics = table_metrics(records, table)
+    records = table_records(records, table)
     tidy = runs_frame(records, dataset)
     means = tidy[tidy.status == "finished"].groupby(["model", "profile", "config_hash", "metric"]).value.mean()
-    compared = compare_table(records, table, names, metrics)
+    if compared is None:
+        compared = compare_table(records, table, names, metrics)
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[(record.model, record.profile, record.config_hash)].append(record)
@@ -127,12 +150,16 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
             "commits": " ".join(sorted({commit_of(r) for r in finished})),
         }
         for name in names:
-            values = [r.metrics[name]["value"] for r in finished
-                      if r.metrics.get(name, {}).get("value") is not None]
-            _, std, n, low, high = _summary(values)
             label = row_label(model, row["latent_dim"], chash, sum(k[0] == model and k[1] == profile for k in groups) > 1)
-            row.update({f"{name}_mean": means.get((model, profile, chash, name), math.nan), f"{name}_std": std,
-                        f"{name}_n": n, f"{name}_ci_low": low, f"{name}_ci_high": high,
+            refusal = pooling_refusal(finished, name, f"{dataset} {table} {label} ({profile})")
+            values = [] if refusal else [r.metrics[name]["value"] for r in finished
+                                         if r.metrics.get(name, {}).get("value") is not None]
+            _, std, n, low, high, method = _summary(values, name, _samples_behind(finished, name))
+            protocols = row_protocols(finished, name)
+            row.update({f"{name}_mean": math.nan if refusal else means.get((model, profile, chash, name), math.nan),
+                        f"{name}_std": std, f"{name}_n": n, f"{name}_ci_low": low, f"{name}_ci_high": high,
+                        f"{name}_ci_method": method if n >= 2 else "", f"{name}_note": refusal,
+                        f"{name}_protocol": next(iter(protocols)) if len(protocols) == 1 else "",
                         f"{name}_group": compared.letters.get((name, profile), {}).get(label, ""),
                         f"{name}_bold": label in compared.bold.get((name, profile), set()),
                         # no value: "n/a" when the metric does not apply, "not evaluated" when no finished
@@ -153,10 +180,11 @@ def build_table(records: list[RunRecord], table: str, dataset: str) -> tuple[pd.
         any_ref = False
         for name in names:
             values = [v for _, v in references.get(f"{name}|{profile}", [])]
-            mean, std, n, low, high = _summary(values)
+            mean, std, n, low, high, method = _summary(values, name, _samples_behind(
+                [r for r in records if r.profile == profile], name))
             any_ref |= n > 0
             ref_row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n, f"{name}_ci_low": low,
-                            f"{name}_ci_high": high})
+                            f"{name}_ci_high": high, f"{name}_ci_method": method if n >= 2 else ""})
         if any_ref:
             rows.append(ref_row)
 
@@ -203,120 +231,25 @@ def swept_models(records: list[RunRecord]) -> set[str]:
     return {model for (model, _), values in sizes.items() if len(values) > 1}
 
 
-def _cell(mean: float, low: float, high: float, n: Any) -> str:
-    """``mean [low, high] (n=k)``: the mean over seeds and its 95 % interval; one seed has no interval."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "n/a"
-    text = f"{mean:.4g}"
-    if isinstance(n, (int, float)) and not math.isnan(n):
-        text += f" [{low:.4g}, {high:.4g}]" if not math.isnan(low) else ""
-        text += f" (n={int(n)}{', no interval' if int(n) == 1 else ''})"
-    return text
+#: ``write_leaderboards``' default: the protocol of ``<out>/protocol.toml`` when present
+FROM_OUT = "from out"
 
 
-def _protocol_lines(records: list[RunRecord], names: list[str]) -> list[str]:
-    """The observation model and proposal behind each model's likelihood values (from the details)."""
-    found: dict[str, set[str]] = defaultdict(set)
-    data: set[str] = set()
-    for record in records:
-        for name in names:
-            details = (record.metrics.get(name) or {}).get("details") or {}
-            if "observation_model" in details:
-                proposal = f"; proposal {details['proposal']}" if details.get("proposal") else ""
-                found[record.model].add(f"{details['observation_model']}{proposal}")
-                data.add(details.get("data", ""))
-    if not found:
-        return []
-    lines = [f"- likelihood data: {'; '.join(sorted(d for d in data if d))}"]
-    lines += [f"- `{model}`: {' | '.join(sorted(texts))}" for model, texts in sorted(found.items())]
-    return lines
+def write_leaderboards(out: Path, dataset: str, protocol: Protocol | None | str = FROM_OUT) -> list[Path]:
+    """Build every table that has measured values for ``dataset``; returns the files written.
 
+    ``protocol``: the study protocol the tables answer (default: ``<out>/protocol.toml`` when it
+    exists; None: none, every comparison exploratory). With a protocol that declares ``dataset``,
+    its confirmatory family is computed over all its datasets' records and written to
+    ``<out>/confirmatory.csv``; the cross-benchmark aggregate goes to ``<out>/leaderboards/aggregate/``.
+    """
+    from gvae_bench.confirmatory import confirmatory_map, family_tests, write_family
+    from gvae_bench.leaderboard_markdown import to_markdown
+    from gvae_bench.protocol import protocol_for
+    from gvae_bench.reproduce import read_reproductions
 
-def _spread_lines(frame: pd.DataFrame, names: list[str], reproductions: list[Any]) -> list[str]:
-    """The footer on seeds against environment: for each reproduced run of a row of this table
-    (``runner.py reproduce``), each column's rerun difference as a fraction of the seed std, and
-    which spread dominates (``gvae_bench.reproduce.spread_verdict``)."""
-    from gvae_bench.reproduce import ENVIRONMENT_DOMINATES_FROM, SEEDS_DOMINATE_BELOW, spread_verdict
-
-    measured = frame[frame.row_kind == "measured"]
-    rows = {(r.model, r.profile, r.config_hash) for r in measured.itertuples()}
-    lines = []
-    for rep in reproductions:
-        if (rep.model, rep.profile, rep.config_hash) not in rows:
-            continue
-        shown = {name: rep.fractions[name] for name in names if name in rep.fractions}
-        if not shown:
-            continue
-        verdict = spread_verdict(list(shown.values()))
-        reading = {"seeds": "the seeds' spread dominates: the intervals cover the rerun",
-                   "environment": "the environment dominates: do not pool runs from different machines",
-                   "both": "the environment's effect is comparable to a seed's"}[verdict]
-        environment = {True: "same environment", False: "another environment", None: "environment not recorded"}
-        fractions = ", ".join(f"{name} {value:+.2f}" for name, value in shown.items())
-        lines.append(f"- seeds or environment: `{rep.model}` {rep.profile}-{rep.config_hash} seed {rep.seed} rerun "
-                     f"by `runner.py reproduce` ({environment[rep.environment_matched]}): (rerun - recorded) / seed "
-                     f"std {fractions}; {reading} (seeds: every |fraction| < {SEEDS_DOMINATE_BELOW}; environment: "
-                     f"any >= {ENVIRONMENT_DOMINATES_FROM})")
-    if not lines:
-        return []
-    return ["", *lines]
-
-
-def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
-                dataset: str, records: list[RunRecord], reproductions: list[Any] = ()) -> str:
-    measured = frame[frame.row_kind == "measured"]
-    unranked = unranked_metrics(records)
-    lines = [f"# {dataset}: {TABLE_TITLES.get(table, table)}", ""]
-    profiles = sorted(set(measured.profile))
-    lines.append(f"- dataset: `{dataset}`; profile(s): {', '.join(f'`{p}`' for p in profiles)}")
-    for name in names:
-        counts = sorted({c for c in measured[f"{name}_samples"] if c})
-        arrow = "higher is better" if directions[name] else "lower is better"
-        if name in unranked:
-            arrow = "not ranked: its best is a target value, see its definition in docs/metrics.md"
-        lines.append(f"- `{name}` ({arrow}): {'; '.join(counts)}")
-    commits = sorted({c for cs in measured.commits for c in cs.split()})
-    lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
-    lines.append("- cells: mean over seeds [95 % confidence interval, Student t over seeds] (n = finished seeds); "
-                 "**bold**: the best row and every row not separated from it, letters: rank groups (rows sharing a "
-                 "letter are not separated); both from `comparisons.md` (paired or Welch t-tests, Holm-adjusted, 0.05)")
-    lines += _protocol_lines(records, names)
-    lines.append("")
-    header = ["model", "latent", "profile", "config", "seeds"] + [
-        f"{n} {'(≈ target)' if n in unranked else '↑' if directions[n] else '↓'}" for n in names]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in frame[frame.row_kind != "published"].iterrows():
-        cells = []
-        for name in names:
-            cell = _cell(row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"], row[f"{name}_n"])
-            if row.row_kind == "measured" and not row.n_finished:
-                cell = "–"  # no finished seed yet
-            elif row.row_kind == "measured" and not row.get(f"{name}_evaluated", True):
-                cell = "not evaluated"
-            elif row.row_kind == "measured" and len(measured) > 1:
-                cell = f"**{cell}**" if row[f"{name}_bold"] else cell
-                cell += f" {row[f'{name}_group']}" if row[f"{name}_group"] else ""
-            cells.append(cell)
-        if row.row_kind == "measured":
-            status = " ".join([row.seeds] + [f"({int(row[f'n_{kind}'])} {kind})" for kind in ("running", "diverged", "failed")
-                                             if row[f"n_{kind}"]]).strip()
-            latent = "" if pd.isna(row.latent_dim) else int(row.latent_dim)
-            lines.append(f"| {row.model} | {latent} | {row.profile} | {row.config_hash} | {status} | " + " | ".join(cells) + " |")
-        else:
-            lines.append(f"| *{row.model}* (reference) | | {row.profile} | | | " + " | ".join(cells) + " |")
-    lines += _spread_lines(frame, names, list(reproductions))
-    published = frame[frame.row_kind == "published"]
-    if len(published):
-        lines += ["", "## Published numbers (not measured here; different protocols, see each row)", ""]
-        lines += ["| method | " + " | ".join(names) + " | source | protocol |", "|" + "---|" * (len(names) + 3)]
-        for _, row in published.iterrows():
-            cells = [_cell(row.get(f"{n}_mean", math.nan), math.nan, math.nan, math.nan) for n in names]
-            lines.append(f"| {row.model} (published) | " + " | ".join(cells) + f" | {row.source} | {row.protocol} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_leaderboards(out: Path, dataset: str) -> list[Path]:
-    """Build every table that has measured values for ``dataset``; returns the files written."""
+    if protocol == FROM_OUT:
+        protocol = protocol_for(Path(out))
     records = read_records(out, dataset)
     tables = sorted({table for r in records for result in r.metrics.values()
                      if result.get("value") is not None for table in tables_of(result)})
@@ -329,12 +262,23 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
     runs_path = folder / "runs.csv"
     atomic_write_text(runs_path, runs_frame(records, dataset).to_csv(index=False))
     written.append(runs_path)
-    from gvae_bench.reproduce import read_reproductions
-
+    confirmatory: dict = {}
+    by_dataset: dict[str, list[RunRecord]] = {}
+    if isinstance(protocol, Protocol):
+        by_dataset = {d: records if d == dataset else read_records(out, d) for d in protocol.datasets}
+        if dataset in protocol.datasets:
+            family = family_tests(by_dataset, protocol)
+            written += write_family(Path(out), family, protocol)
+            confirmatory = confirmatory_map(family, protocol, dataset)
+    tested = {table: table_tests(table_records(records, table), table, *table_metrics(records, table))
+              for table in tables}
+    adjust_families([t for tt in tested.values() for t in tt.tests], confirmatory,
+                    protocol.label if isinstance(protocol, Protocol) else "")
     reproductions = read_reproductions(Path(out), dataset)
     pairs = []
     for table in tables:
-        frame, names, directions = build_table(records, table, dataset)
+        compared = finish_table(tested[table])
+        frame, names, directions = build_table(records, table, dataset, compared)
         csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
         text = to_markdown(frame, names, directions, table, dataset, records, reproductions)
         if table == "table7":  # each run's bounds: standard error over images, AIS against IWAE
@@ -347,11 +291,16 @@ def write_leaderboards(out: Path, dataset: str) -> list[Path]:
         atomic_write_text(csv_path, frame.to_csv(index=False))
         atomic_write_text(md_path, text)
         written += [csv_path, md_path]
-        pairs.append(compare_table(table_records(records, table), table, names, directions).pairs)
+        pairs.append(compared.pairs)
     if tables:
         frame = pd.concat([p for p in pairs if len(p)], ignore_index=True) if any(len(p) for p in pairs) else pd.DataFrame()
         csv_path, md_path = folder / "comparisons.csv", folder / "comparisons.md"
         atomic_write_text(csv_path, frame.to_csv(index=False))
-        atomic_write_text(md_path, comparisons_markdown(dataset, pairs, now()))
+        atomic_write_text(md_path, comparisons_markdown(dataset, pairs, now(),
+                                                        protocol.label if isinstance(protocol, Protocol) else ""))
         written += [csv_path, md_path]
+    if isinstance(protocol, Protocol):
+        from gvae_bench.aggregate import write_aggregate
+
+        written += write_aggregate(Path(out), protocol, by_dataset)
     return written

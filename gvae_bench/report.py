@@ -267,7 +267,9 @@ def _datasets(out: Path) -> list[str]:
         root = Path(out) / sub
         if root.is_dir():
             names |= {p.name for p in root.iterdir() if p.is_dir()}
-    return sorted(names)
+    from gvae_bench.aggregate import AGGREGATE_DIR
+
+    return sorted(names - {AGGREGATE_DIR})  # leaderboards/aggregate/ is the study's cross-benchmark summary
 
 
 def _profiles(all_records: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from gvae_bench.report import (  # noqa: E402
 )
 
 
-def _cell(row: dict[str, str], name: str, kind: str, several: bool) -> Cell:
+def _cell(row: dict[str, str], name: str, kind: str, several: bool, several_profiles: bool = False) -> Cell:
     mean = _float(row.get(f"{name}_mean"))
     n = _float(row.get(f"{name}_n"))
     low, high = _float(row.get(f"{name}_ci_low")), _float(row.get(f"{name}_ci_high"))
@@ -40,10 +40,17 @@ def _cell(row: dict[str, str], name: str, kind: str, several: bool) -> Cell:
     if not math.isnan(n):
         cell.n = f"n={int(n)}"
         cell.interval = f"[{_fmt(low)}, {_fmt(high)}]" if not math.isnan(low) else "no interval"
+    note = row.get(f"{name}_note", "")
+    if kind == "measured" and note:
+        return Cell("n/a", provenance=note)
     if kind == "measured" and several:
+        # bold and letters hold within one profile's block (one evaluation protocol): name it
         cell.bold = row.get(f"{name}_bold") == "True"
-        cell.group = row.get(f"{name}_group", "")
+        group = row.get(f"{name}_group", "")
+        cell.group = f"{group} ({row.get('profile', '')})" if group and several_profiles else group
     parts = [f"profile {row.get('profile', '')}"]
+    if not math.isnan(n) and row.get(f"{name}_ci_method"):
+        parts.append(f"interval: {row[f'{name}_ci_method']}")
     if kind == "measured":
         parts += [f"config {row.get('config_hash', '')}", row.get(f"{name}_samples", ""),
                   f"commit {row.get('commits', '')}"]
@@ -112,6 +119,7 @@ def _tables(out: Path, dataset: str, page_dir: Path, target: Path, groups: list[
         names = [c[: -len("_mean")] for c in rows[0] if c.endswith("_mean")]
         measured = [r for r in rows if r.get("row_kind") == "measured"]
         several = len(measured) > 1
+        several_profiles = len({r.get("profile") for r in measured}) > 1
         metrics = []
         for metric in names:
             samples = sorted({c for r in measured for c in r.get(f"{metric}_samples", "").split("; ") if c})
@@ -131,7 +139,7 @@ def _tables(out: Path, dataset: str, page_dir: Path, target: Path, groups: list[
                     view.anchor = group.anchor
                     samples = [p for p in group.shown.pictures if p.kind == "samples"]
                     view.thumbnail = samples[0].src if samples else ""
-            view.cells = [_cell(row, metric, kind, several) for metric in names]
+            view.cells = [_cell(row, metric, kind, several, several_profiles) for metric in names]
             view_rows.append(view)
         for metric in metrics:
             plotted = [r for r in rows if r.get("row_kind") in ("measured", "reference")

@@ -12,9 +12,14 @@ What to make of three seeds. With n = 3 per model an exact permutation test has 
 C(6, 3) = 20 distinct splits of the six values, so even two totally separated samples reach a
 smallest two-sided p-value of 2/20 = 0.1: it can never reach 0.05. The t-tests used here borrow
 the normal-error assumption to do better, but they are still weak at n = 3, so "not separated"
-at n = 3 usually means "not enough seeds", not "equal". The ``seeds_for_power`` field of a
-:class:`Comparison` says how many seeds per model a true difference of the observed size would
-need to be found 80 % of the time.
+at n = 3 usually means "not enough seeds", not "equal". How many seeds a study needs is decided
+before it runs, from a pilot's spread (:func:`seeds_for_paired_power`, a priori), never from the
+effect a finished study observed (post-hoc power says nothing the p-value does not).
+
+Intervals stay in the metric's range (:data:`METRIC_RANGES`, :func:`mean_interval`): a Student t
+interval on the logit scale for metrics bounded on both sides, on the log scale for metrics bounded
+below, and on the metric's own scale for unbounded ones (an unbiased estimator such as MMD²_u or
+KID can be negative; its interval keeps that real range).
 
 Values that are NaN (a failed or missing metric) are dropped before anything is computed.
 """
@@ -30,7 +35,7 @@ from string import ascii_letters
 import numpy as np
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower
+from statsmodels.stats.power import TTestPower
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 log = logging.getLogger(__name__)
@@ -58,8 +63,7 @@ class Comparison:
     """Row A against row B on one metric; ``difference`` is mean_a - mean_b, [low, high] its CI.
 
     ``test`` is "welch", "paired t by seed" or "none" (then ``reason`` says why). ``note`` records
-    special cases (zero variance). ``seeds_for_power`` is None when it cannot be computed, with
-    ``power_reason``. ``p_adjusted`` and ``verdict`` are filled in by :func:`adjust`.
+    special cases (zero variance). ``p_adjusted`` and ``verdict`` are filled in by :func:`adjust`.
     """
 
     mean_a: float
@@ -73,8 +77,6 @@ class Comparison:
     test: str
     p_value: float
     higher_is_better: bool
-    seeds_for_power: int | None = None
-    power_reason: str = ""
     reason: str = ""
     note: str = ""
     p_adjusted: float = NAN
@@ -99,13 +101,86 @@ def _no_spread(x: np.ndarray, scale: np.ndarray | None = None) -> bool:
     return float(np.ptp(x)) <= 1e-12 * float(reference.max(initial=0.0))
 
 
-def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
-    """Student t interval of the mean over seeds (Student 1908).
+@dataclass(frozen=True)
+class MetricRange:
+    """The values a metric's estimator can take: [low, high], either end possibly infinite."""
 
-    mean ± t_{n-1, (1+confidence)/2} · s / √n with s the sample std (ddof = 1), from
-    ``scipy.stats.t.interval``. NaN values are dropped first. n = 1: mean is the value, std, low
-    and high are NaN ("one seed: no interval"); n = 0: everything NaN. Zero spread (n >= 2, all
-    values equal) gives low = high = mean.
+    low: float = -math.inf
+    high: float = math.inf
+
+    @property
+    def scale(self) -> str:
+        """Where its interval is made: ``logit`` (bounded both sides), ``log`` (bounded below),
+        ``log of the distance to the upper bound`` (bounded above), ``real`` (unbounded)."""
+        if math.isfinite(self.low) and math.isfinite(self.high):
+            return "logit"
+        if math.isfinite(self.low):
+            return "log"
+        return "log below the upper bound" if math.isfinite(self.high) else "real"
+
+
+REAL, UNIT, NONNEGATIVE = MetricRange(), MetricRange(0.0, 1.0), MetricRange(0.0)
+#: the range of each built-in metric's estimator (a metric not named here keeps its real range).
+#: Proportions and similarities in [0, 1]; distances, counts and densities >= 0; the Vendi score
+#: >= 1 (the effective number of distinct samples); MMD²_u and KID are unbiased U-statistics and
+#: can be negative, C_T is a z-score, the likelihood terms are real: those keep the real line.
+METRIC_RANGES: dict[str, MetricRange] = {
+    **{name: UNIT for name in ("coverage", "recall", "precision", "ms_ssim", "accuracy", "authenticity",
+                                "tissue_tv")},
+    "high_quality": MetricRange(0.0, 100.0),
+    **{name: NONNEGATIVE for name in ("fid", "density", "frd", "hu_wasserstein", "mode_kl", "modes")},
+    "vendi": MetricRange(1.0),
+    **{name: REAL for name in ("mmd", "kid", "copying", "elbo", "kl", "recon_error", "iwae_nll", "ais_nll")},
+}
+
+
+def range_of(metric: str) -> MetricRange:
+    """The range of ``metric``'s estimator (:data:`METRIC_RANGES`; unknown metrics: the real line)."""
+    return METRIC_RANGES.get(metric, REAL)
+
+
+def _to_scale(x: np.ndarray, bounds: MetricRange, resolution: float
+              ) -> tuple[np.ndarray, Callable[[float], float], bool]:
+    """Values on the interval's scale, the map back, and whether any value was clamped."""
+    lo, hi = bounds.low, bounds.high
+    scale = bounds.scale
+    if scale == "real":
+        return x, float, False
+    if scale == "logit":
+        width = hi - lo
+        r = min(resolution / width, 0.25)
+        u = (x - lo) / width
+        clamped = bool(np.any((u < r) | (u > 1 - r)))
+        u = np.clip(u, r, 1 - r)
+        return np.log(u) - np.log1p(-u), lambda y: lo + width * float(st.logistic.cdf(y)), clamped
+    distance = x - lo if scale == "log" else hi - x
+    clamped = bool(np.any(distance < resolution))
+    y = np.log(np.maximum(distance, resolution))
+    if scale == "log":
+        return y, lambda v: lo + math.exp(v), clamped
+    return y, lambda v: hi - math.exp(v), clamped
+
+
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                  bounds: MetricRange = REAL, resolution: float | None = None) -> Interval:
+    """Mean over seeds and a Student t interval (Student 1908) that stays in the metric's range.
+
+    Unbounded metrics: mean ± t_{n-1, (1+confidence)/2} · s / √n, s the sample std (ddof = 1), from
+    ``scipy.stats.t.interval``. Bounded ones: the same interval for the mean of the transformed
+    values y = g(x), mapped back by g⁻¹, with g = logit((x - L) / (U - L)) on [L, U], g = log(x - L)
+    for x >= L and g = log(U - x) for x <= U. g⁻¹ maps every real number into the range, so the
+    interval never crosses a bound the metric cannot cross. It is exact when g(x) is normal across
+    seeds (the t interval holds at any n >= 2 under normality; at n = 5 that is the assumption
+    that matters), and it is an interval for the centre of the seed distribution on that scale
+    (for the log scale, the geometric mean): with skewed seeds the arithmetic mean shown beside
+    it can lie slightly off its middle. Values at a bound have no finite g; they are moved
+    ``resolution`` inside it (a proportion of N samples: 1 / (2N), the empirical-logit correction
+    of Haldane 1956; default 1e-9 of the range's width or of the largest distance), and the method
+    says so.
+
+    NaN values are dropped first. n = 1: mean is the value, std, low and high are NaN ("one seed:
+    no interval"); n = 0: everything NaN. Zero spread (n >= 2, all values equal) gives
+    low = high = mean.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
@@ -116,12 +191,26 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     mean = float(np.mean(x))
     if n == 1:
         return Interval(mean, NAN, 1, NAN, NAN, "one seed: no interval")
-    method = f"student t, {n - 1} df"
+    scale = bounds.scale
+    method = f"student t, {n - 1} df" + ("" if scale == "real" else f", on the {scale} scale")
     if _no_spread(x):  # all equal up to rounding (np.std may still give ~1e-17)
         return Interval(mean, 0.0, n, mean, mean, method + "; zero spread")
+    if np.any(x < bounds.low) or np.any(x > bounds.high):
+        raise ValueError(f"values outside the metric's range [{bounds.low}, {bounds.high}]: {x.tolist()}")
     std = float(np.std(x, ddof=1))
-    low, high = st.t.interval(confidence, n - 1, loc=mean, scale=float(st.sem(x)))
-    return Interval(mean, std, n, float(low), float(high), method)
+    if resolution is None:
+        width = bounds.high - bounds.low
+        resolution = 1e-9 * (width if math.isfinite(width) else float(np.max(np.abs(x - (
+            bounds.low if math.isfinite(bounds.low) else bounds.high)))) or 1.0)
+    y, back, clamped = _to_scale(x, bounds, resolution)
+    if clamped:
+        method += f"; values at a bound moved {resolution:.2g} inside it"
+    if _no_spread(y):
+        value = back(float(np.mean(y)))
+        return Interval(mean, std, n, value, value, method + "; zero spread on that scale")
+    low, high = st.t.interval(confidence, n - 1, loc=float(np.mean(y)), scale=float(st.sem(y)))
+    low, high = sorted((back(float(low)), back(float(high))))
+    return Interval(mean, std, n, low, high, method)
 
 
 def _pairing(a_seeds: list[int] | None, b_seeds: list[int] | None) -> str:
@@ -137,40 +226,44 @@ def _pairing(a_seeds: list[int] | None, b_seeds: list[int] | None) -> str:
     return ""
 
 
-def _seeds_for_power(a: np.ndarray, b: np.ndarray, alpha: float, power: float
-                     ) -> tuple[int | None, str]:
-    """Seeds per model for ``power`` at two-sided ``alpha`` (Cohen 1988), or None and why."""
-    if a.size < 2 or b.size < 2:
-        return None, "needs >= 2 seeds per model"
-    diff = abs(float(np.mean(a) - np.mean(b)))
-    if diff == 0.0:
-        return None, "zero difference: no effect to detect"
-    if _no_spread(a) and _no_spread(b):
-        return None, "zero spread: effect size undefined"
-    pooled = math.sqrt(((a.size - 1) * np.var(a, ddof=1) + (b.size - 1) * np.var(b, ddof=1))
-                       / (a.size + b.size - 2))
-    d = diff / pooled
-    analysis = TTestIndPower()
-    kwargs = dict(effect_size=d, alpha=alpha, ratio=1.0, alternative="two-sided")
-    # Below 2 seeds per model a t-test has no degrees of freedom; the solver fails there. For
-    # |d| >= 6 the noncentral t's power at 2 seeds is numerically NaN; it is above 0.8 from |d| ~ 5.7.
-    if abs(d) >= 6.0 or analysis.power(nobs1=2, **kwargs) >= power:
+def seeds_for_paired_power(sd_difference: float, smallest_difference: float, alpha: float,
+                           power: float = 0.8) -> tuple[int | None, str]:
+    """Seeds a two-sided paired t-test needs to detect ``smallest_difference`` with ``power``, a priori.
+
+    The paired t-test is a one-sample t-test on the per-seed differences d_i = a_i - b_i, so its
+    power depends on the standardised effect δ = Δ / σ_d (Δ the smallest difference worth
+    detecting, σ_d the standard deviation of the differences, taken from a pilot study) and n, the
+    number of pairs: power = P(|T| > t_{n-1, 1-α/2}) with T noncentral t, n - 1 df, noncentrality
+    δ √n (Cohen 1988, ch. 2; statsmodels ``TTestPower().solve_power``). Returns the smallest such n
+    (at least 2, rounded up), or None and why (no spread, or more than MAX_SEEDS_FOR_POWER).
+    """
+    if not (math.isfinite(sd_difference) and math.isfinite(smallest_difference)):
+        return None, "spread or difference undefined"
+    if smallest_difference <= 0:
+        raise ValueError(f"smallest_difference must be > 0, got {smallest_difference}")
+    if sd_difference <= 0:
+        return None, "zero spread of the differences: any difference is detected"
+    effect = smallest_difference / sd_difference
+    analysis = TTestPower()
+    kwargs = dict(effect_size=effect, alpha=alpha, alternative="two-sided")
+    # two pairs are the fewest with a degree of freedom; the solver fails below that
+    if analysis.power(nobs=2, **kwargs) >= power:
         return 2, ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         nobs = float(analysis.solve_power(power=power, **kwargs))
     if not math.isfinite(nobs):
-        return None, f"power solver did not converge (d = {d:.3g})"
+        return None, f"power solver did not converge (effect {effect:.3g})"
     if nobs > MAX_SEEDS_FOR_POWER:
-        return None, f"more than {MAX_SEEDS_FOR_POWER} seeds per model (d = {d:.3g})"
+        return None, f"more than {MAX_SEEDS_FOR_POWER} seeds (effect {effect:.3g})"
     return max(2, math.ceil(nobs - 1e-9)), ""
 
 
 def compare(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | np.ndarray,
             higher_is_better: bool, *, a_seeds: Sequence[int] | None = None,
             b_seeds: Sequence[int] | None = None, paired: bool | None = None,
-            alpha: float = 0.05, power: float = 0.8) -> Comparison:
-    """Difference of means A - B, its (1 - alpha) CI, a two-sided test and the seeds for power.
+            alpha: float = 0.05) -> Comparison:
+    """Difference of means A - B, its (1 - alpha) CI and a two-sided test.
 
     Welch's t-test (Welch 1947; ``scipy.stats.ttest_ind(equal_var=False)``): t = (x̄_a - x̄_b) /
     √(s_a²/n_a + s_b²/n_b) with Welch-Satterthwaite df; the CI is the result's
@@ -185,11 +278,6 @@ def compare(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | 
     which side). Zero variance (both sides for Welch, the differences for the paired test):
     scipy's p is NaN or degenerate, so it is set explicitly: p = 1.0 when the means are equal,
     else 0.0, CI = [difference, difference], with a ``note``.
-
-    ``seeds_for_power``: seeds per model that a true difference of the observed size needs for
-    ``power`` at two-sided ``alpha`` by the independent-samples t-test (Cohen 1988; statsmodels
-    ``TTestIndPower().solve_power``) with Cohen's d = |x̄_a - x̄_b| / s_pooled,
-    s_pooled² = ((n_a - 1)s_a² + (n_b - 1)s_b²) / (n_a + n_b - 2); rounded up, at least 2.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
@@ -204,7 +292,6 @@ def compare(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | 
     if a.size < 2 or b.size < 2:
         short = ", ".join(f"{k} has {x.size}" for k, x in (("A", a), ("B", b)) if x.size < 2)
         return Comparison(low=NAN, high=NAN, test=NO_TEST, p_value=NAN,
-                          power_reason="needs >= 2 seeds per model",
                           reason=f"needs >= 2 seeds per model; {short}", **common)
     why_not = _pairing(sa, sb)
     if paired and why_not:
@@ -228,9 +315,7 @@ def compare(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | 
         p = float(res.pvalue)
         ci = res.confidence_interval(confidence_level=confidence)
         low, high = float(ci.low), float(ci.high)
-    n_power, power_reason = _seeds_for_power(a, b, alpha, power)
-    return Comparison(low=low, high=high, test=test, p_value=p, seeds_for_power=n_power,
-                      power_reason=power_reason, note=note, **common)
+    return Comparison(low=low, high=high, test=test, p_value=p, note=note, **common)
 
 
 def adjust(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Comparison]:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower
+from statsmodels.stats.power import TTestPower
 
-from gvae_bench.stats import (Comparison, Interval, adjust, best_or_tied, compare, mean_interval,
+from gvae_bench.stats import (Comparison, Interval, adjust, best_or_tied, compare, mean_interval, range_of,
+                              seeds_for_paired_power,
                               rank_groups, separated_pairs)
 
 # t_{2, 0.975} in closed form: for 2 df the t quantile is (2p - 1) / sqrt(2p(1 - p)).
@@ -110,7 +111,6 @@ def test_one_seed_no_interval_no_test():
     c = compare([0.8], [0.7, 0.75, 0.72], higher_is_better=True)
     assert c.test == "none" and math.isnan(c.p_value) and math.isnan(c.low) and math.isnan(c.high)
     assert c.reason == "needs >= 2 seeds per model; A has 1"
-    assert c.seeds_for_power is None and c.power_reason
     assert c.difference == pytest.approx(0.8 - np.mean([0.7, 0.75, 0.72]))
     [adj] = adjust([c])
     assert adj.verdict == "no test" and math.isnan(adj.p_adjusted)
@@ -122,7 +122,6 @@ def test_zero_variance_is_explicit():
     assert (same.p_value, same.low, same.high) == (1.0, 0.0, 0.0) and "zero variance" in same.note
     diff = compare([0.5, 0.5, 0.5], [0.4, 0.4, 0.4], True)
     assert diff.p_value == 0.0 and diff.difference == pytest.approx(0.1) and diff.note
-    assert diff.seeds_for_power is None and "zero spread" in diff.power_reason
     assert adjust([diff])[0].verdict == "A better"
     assert adjust([same])[0].verdict == "not separated"
     # paired: constant per-seed difference
@@ -173,32 +172,61 @@ def test_verdict_direction_respects_higher_is_better():
         assert adjust([_with_p(0.001, d, hib)])[0].verdict == verdict
 
 
-# ---------------------------------------------------------------- power
+# ---------------------------------------------------------------- intervals in the metric's range
 
-def test_seeds_for_power_matches_statsmodels():
-    a, b = np.array(A5), np.array(B5)
-    pooled = math.sqrt((4 * a.var(ddof=1) + 4 * b.var(ddof=1)) / 8)
-    d = abs(a.mean() - b.mean()) / pooled
-    ref = TTestIndPower().solve_power(effect_size=d, alpha=0.05, power=0.8, ratio=1.0,
-                                      alternative="two-sided")
-    assert compare(A5, B5, True).seeds_for_power == math.ceil(ref)
-    # the paired test reports the same (independent-samples) count
-    assert compare(A5, B5, True, a_seeds=range(5), b_seeds=range(5)).seeds_for_power == math.ceil(ref)
-
-
-def test_seeds_for_power_sanity():
-    z = np.array([-1.0, 0.0, 1.0])  # sd 1, so d = shift / 0.01
-    huge = compare(1.0 + 0.01 * z, 0.9 + 0.01 * z, True)  # d = 10
-    assert huge.seeds_for_power in (2, 3)
-    assert compare(1.0 + z, 0.0 + z, True).seeds_for_power == 17  # d = 1 (Cohen: 17 per group)
-    tiny = compare(1.0 + z, 0.9 + z, True)  # d = 0.1
-    assert tiny.seeds_for_power is not None and tiny.seeds_for_power > 1000
-    none = compare([1.0, 2.0, 3.0], [3.0, 2.0, 1.0], True)
-    assert none.seeds_for_power is None and "zero difference" in none.power_reason
-    assert compare(1.0 + z, 1.0 - 1e-5 + z, True).seeds_for_power is None  # beyond the cap
+def test_logit_interval_is_the_t_interval_of_the_logits_mapped_back():
+    x = np.array([0.0014, 0.0006, 0.0008])  # collapsed alpha-GAN's coverage: Student t crosses 0
+    assert mean_interval(x).low < 0
+    iv = mean_interval(x, bounds=range_of("coverage"))
+    y = np.log(x / (1 - x))
+    lo, hi = st.t.interval(0.95, 2, loc=y.mean(), scale=st.sem(y))
+    assert iv.low == pytest.approx(1 / (1 + math.exp(-lo)), rel=1e-12)
+    assert iv.high == pytest.approx(1 / (1 + math.exp(-hi)), rel=1e-12)
+    assert 0 < iv.low < iv.mean < iv.high < 1 and "logit" in iv.method and iv.mean == pytest.approx(x.mean())
 
 
-# ---------------------------------------------------------------- what three seeds can and cannot say
+def test_log_interval_for_nonnegative_and_real_range_for_unbiased_estimators():
+    x = np.array([0.0003, 0.0021, 0.0030])  # all positive, Student t crosses 0
+    iv = mean_interval(x, bounds=range_of("fid"))
+    lo, hi = st.t.interval(0.95, 2, loc=np.log(x).mean(), scale=st.sem(np.log(x)))
+    assert (iv.low, iv.high) == pytest.approx((math.exp(lo), math.exp(hi)), rel=1e-12) and iv.low > 0
+    kid = mean_interval([-0.01, 0.02, 0.05], bounds=range_of("kid"))  # KID and MMD²_u keep their real range
+    assert kid.low < 0 and kid.method == "student t, 2 df" and range_of("mmd").scale == "real"
+    vendi = mean_interval([1.0, 1.2, 1.5], bounds=range_of("vendi"))
+    assert vendi.low >= 1.0 and "moved" in vendi.method  # 1.0 sits on the bound, moved inside it
+
+
+def test_bounded_intervals_never_leave_their_range_random_cases():
+    rng = np.random.default_rng(3)
+    for name in ("coverage", "recall", "precision", "ms_ssim", "density", "fid", "high_quality"):
+        bounds = range_of(name)
+        for _ in range(50):
+            top = 1.0 if math.isfinite(bounds.high) else 10.0
+            x = rng.uniform(0, (bounds.high if math.isfinite(bounds.high) else top), size=rng.integers(2, 6))
+            x[rng.random(x.size) < 0.2] = bounds.low  # some values on the bound
+            iv = mean_interval(x, bounds=bounds, resolution=1e-4)
+            if iv.n >= 2 and not math.isnan(iv.low):
+                assert bounds.low <= iv.low <= iv.high <= bounds.high
+    with pytest.raises(ValueError):
+        mean_interval([0.5, 1.5], bounds=range_of("coverage"))
+
+
+# ---------------------------------------------------------------- power (a priori)
+
+def test_seeds_for_paired_power_matches_statsmodels_and_cohen():
+    n, why = seeds_for_paired_power(sd_difference=0.002, smallest_difference=0.001, alpha=0.05, power=0.8)
+    ref = TTestPower().solve_power(effect_size=0.5, alpha=0.05, power=0.8, alternative="two-sided")
+    assert why == "" and n == math.ceil(ref) == 34  # Cohen's table: d = 0.5, paired, 80 %: 34 pairs
+    # the power at the answer reaches 0.8 and one fewer pair does not
+    assert TTestPower().power(effect_size=0.5, nobs=n, alpha=0.05) >= 0.8 > TTestPower().power(
+        effect_size=0.5, nobs=n - 1, alpha=0.05)
+    assert seeds_for_paired_power(1e-6, 1.0, 0.05)[0] == 2  # a huge effect: the fewest pairs with a df
+    none, why = seeds_for_paired_power(0.0, 1.0, 0.05)
+    assert none is None and "zero spread" in why
+    assert seeds_for_paired_power(1.0, 1e-4, 0.05)[0] is None  # beyond the cap
+    with pytest.raises(ValueError):
+        seeds_for_paired_power(1.0, 0.0, 0.05)
+
 
 def test_close_pair_with_three_seeds_is_not_separated():
     a, b = [0.80, 0.85, 0.75], [0.79, 0.84, 0.76]  # means 0.02 apart, spread 0.05
@@ -220,7 +248,6 @@ def test_ten_seeds_separate_what_three_do_not():
         a, b = 1.0 + 0.3 * z, 1.3 + 0.3 * z[::-1]
         [c] = adjust([compare(a, b, higher_is_better=True)])
         assert c.test == "welch" and c.verdict == verdict, (len(z), c.p_value)
-        assert c.seeds_for_power == 17
     [lower] = adjust([compare(1.0 + 0.3 * z10, 1.3 + 0.3 * z10, higher_is_better=False)])
     assert lower.verdict == "A better"
 
