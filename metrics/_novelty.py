@@ -38,7 +38,7 @@ import torch
 from gvae_bench.contracts.benchmark import Benchmark
 from gvae_bench.contracts.metric import NEEDS_SAMPLES, EvalContext, Metric, NotApplicable
 from gvae_bench.contracts.model import GenerativeModel
-from gvae_bench.metrics._nearest import nearest_neighbours
+from gvae_bench.functional.nearest import nearest_neighbours
 from gvae_bench.metrics._radiomics import extra_missing, radiomic_set
 
 __all__ = ["NO_FEATURE_SPACE", "NoveltyMetric", "NoveltySets", "RADIOMIC_SPACE"]

@@ -1,100 +1,14 @@
-"""Frechet distance between Gaussians fitted to two feature sets (the quantity behind "FID"), as a pure function.
-
-References
-----------
-[Heusel2017] M. Heusel, H. Ramsauer, T. Unterthiner, B. Nessler, S. Hochreiter, "GANs Trained by a Two Time-Scale
-Update Rule Converge to a Local Nash Equilibrium", NeurIPS 2017. https://arxiv.org/abs/1706.08500
-[DowsonLandau1982] D. C. Dowson, B. V. Landau, "The Frechet distance between multivariate normal distributions",
-Journal of Multivariate Analysis 12(3):450-455, 1982 (the closed form used below).
-
-Feature space
--------------
-The distance is computed in whatever feature space the caller passes. Heusel et al. use the 2048-d pool features of
-an ImageNet Inception-v3 network; this harness passes features of its own trained classifier instead, so the numbers
-here are NOT Inception FIDs and must never be compared with FIDs reported elsewhere.
-"""
+"""The registered ``fid`` metric: the Frechet distance (Heusel et al. 2017) in the harness's own classifier's feature
+space, a thin adapter over ``gvae_bench.functional.fid``, where the closed form and its computation are defined."""
 
 from __future__ import annotations
 
-import math
+from gvae_bench.contracts.metric import (NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric,
+                                         MetricResult, NotApplicable)
+from gvae_bench.functional.fid import frechet_distance, too_few_for_covariance
+from gvae_bench.registry import METRICS
 
-import torch
-
-from gvae_bench.metrics._samples import paired_rows
-
-__all__ = ["frechet_distance"]
-
-
-def _mean_and_covariance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample mean and unbiased (1 / (n - 1)) sample covariance of the rows of ``x`` (float64), symmetrised."""
-    mu = x.mean(dim=0)
-    xc = x - mu
-    cov = (xc.T @ xc) / (x.shape[0] - 1)
-    return mu, 0.5 * (cov + cov.T)
-
-
-def _psd_sqrt(s: torch.Tensor) -> torch.Tensor:
-    """Symmetric PSD square root of a symmetric matrix via eigh, negative eigenvalues (rounding) clamped to 0."""
-    evals, evecs = torch.linalg.eigh(s)
-    return (evecs * evals.clamp_min(0.0).sqrt()) @ evecs.T
-
-
-def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Frechet (2-Wasserstein squared) distance between Gaussians fitted to two feature sets.
-
-    Maths (Dowson and Landau 1982; used as FID by Heusel et al. 2017)::
-
-        d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})
-
-    where ``mu`` is the sample mean and ``S`` the unbiased sample covariance, ``S = 1/(n-1) sum_i (x_i - mu)(x_i -
-    mu)^T`` (the same normalisation as ``numpy.cov``, which the reference FID code uses), of each feature set.
-
-    Feature space: the distance is computed in whatever space ``features_a`` / ``features_b`` live in. The harness
-    passes features of its own trained classifier, not Inception-v3 pool features, so its values must never be
-    compared with Inception FIDs from the literature.
-
-    Computation, all in float64 on the inputs' device:
-
-    * ``R_a = S_a^{1/2}`` and ``R_b = S_b^{1/2}``, the symmetric PSD square roots, from ``torch.linalg.eigh`` with
-      eigenvalues below 0 (rounding of a PSD matrix) clamped to 0;
-    * ``Tr((S_a S_b)^{1/2}) = sum of the singular values of R_a R_b`` (its nuclear norm). Reason: ``S_a S_b`` is
-      similar to ``R_a S_b R_a = (R_a R_b)(R_a R_b)^T``, a symmetric PSD matrix whose eigenvalues are the squared
-      singular values of ``R_a R_b``; so this is the trace of ``(sqrt(S_a) S_b sqrt(S_a))^{1/2}`` from its
-      eigenvalues, but taken from singular values (``torch.linalg.svdvals``), which have absolute error about
-      eps * ||S|| instead of the sqrt(eps) * ||S|| that square-rooting tiny eigenvalues of ``R_a S_b R_a`` gives.
-      It needs no matrix inverse, so singular covariances (n <= d, or constant features) are fine.
-
-    The exact quantity is >= 0; a result that is negative only through rounding is returned as 0.0.
-
-    Args:
-        features_a: first feature set, shape (n_a, d) with n_a >= 2 (an (n, ...) tensor is flattened to (n, d); a
-            1-D tensor is read as n samples of dimension 1). Any floating or integer dtype; cast to float64.
-        features_b: second feature set, shape (n_b, d) with n_b >= 2, the same d and device as ``features_a``.
-
-    Returns:
-        The Frechet distance d^2 as a Python float (symmetric in its arguments up to rounding).
-
-    Raises:
-        ValueError: if either set has fewer than 2 rows, the feature dimensions or devices differ, or either set
-            contains NaN/inf.
-    """
-    a, b = paired_rows(features_a, features_b, ("features_a", "features_b"), (2, 2),
-                       "at least 2 samples each to estimate a covariance, which divides by n - 1")
-    mu_a, s_a = _mean_and_covariance(a)
-    mu_b, s_b = _mean_and_covariance(b)
-    diff = mu_a - mu_b
-    mean_term = diff @ diff
-    trace_sqrt = torch.linalg.svdvals(_psd_sqrt(s_a) @ _psd_sqrt(s_b)).sum()
-    value = float((mean_term + torch.trace(s_a) + torch.trace(s_b) - 2.0 * trace_sqrt).item())
-    if not math.isfinite(value):
-        raise ValueError(f"frechet_distance overflowed to {value}; rescale the features (they are too large).")
-    return max(value, 0.0)
-
-
-# --- registered wrapper -----------------------------------------------------------------------
-
-from gvae_bench.registry import METRICS  # noqa: E402
-from gvae_bench.contracts.metric import NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric, MetricResult  # noqa: E402
+__all__ = ["ClassifierFID", "frechet_distance"]
 
 
 @METRICS.register("fid")
@@ -104,6 +18,8 @@ class ClassifierFID(Metric):
     ``n_samples`` generated against as many real test samples. ``reference`` is the same distance
     between as many real training samples and the test samples: the floor a model that reproduces
     the training distribution would reach at this sample count (FID is biased upwards at finite n).
+    n/a (``NotApplicable``) when there are no more samples than feature dimensions
+    (``too_few_for_covariance``: the covariance would be singular).
     """
 
     higher_is_better = False
@@ -113,6 +29,9 @@ class ClassifierFID(Metric):
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples
         real, fake, train = ctx.features("real", n), ctx.features("generated", n), ctx.features("train", n)
+        problem = too_few_for_covariance(min(len(fake), len(train)), len(real), real.shape[1])
+        if problem is not None:
+            raise NotApplicable(problem)
         return MetricResult(frechet_distance(fake, real), n_generated=len(fake), n_real=len(real),
                             reference=frechet_distance(train, real),
                             details={**ctx.classifier_details, "reference": REAL_TRAIN_VS_TEST})

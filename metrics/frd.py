@@ -47,8 +47,8 @@ import torch
 
 from gvae_bench.metrics._radiomics import (INSTALL_HINT, RadiomicFeatures, extra_missing, radiomic_features,
                                            radiomic_set, radiomics_versions)
-from gvae_bench.metrics._samples import as_rows
-from gvae_bench.metrics.fid import frechet_distance
+from gvae_bench.functional._rows import as_rows
+from gvae_bench.functional.fid import frechet_distance, too_few_for_covariance
 
 __all__ = ["INSTALL_HINT", "RadiomicDistance", "RadiomicFeatures", "extra_missing", "frechet_radiomics_distance",
            "radiomic_features", "radiomic_set"]
@@ -118,6 +118,8 @@ class FrechetRadiomicsDistance(Metric):
     mapped back to HU through the benchmark's window (values it clipped stay at its edges) and carry the benchmark's
     pixel or voxel spacing. ``reference``: the FRD of as many real training images against the same test images.
     The test images are D1, whose statistics z-score every set, so value and reference share one scale.
+    n/a when either set has no more images than radiomic features (``too_few_for_covariance``): their
+    covariance would be singular.
     """
 
     higher_is_better = False
@@ -144,6 +146,10 @@ class FrechetRadiomicsDistance(Metric):
             train = frechet_radiomics_distance(sets["real"].values, sets["train"].values)
         except ValueError as exc:  # the features left no Gaussian to fit (NaN rows, no varying feature)
             raise NotApplicable(str(exc)) from exc
+        for distance in (fake, train):  # a covariance of fewer rows than features is singular (issue 34 item 8)
+            problem = too_few_for_covariance(distance.n_other, distance.n_reference, distance.n_features, "FRD")
+            if problem is not None:
+                raise NotApplicable(f"{problem} (raise eval.frd_samples above {distance.n_features})")
         floor, ceiling = (float(v) for v in ctx.benchmark.to_hu(torch.tensor([-1.0, 1.0])))
         return MetricResult(fake.value, n_generated=fake.n_other, n_real=fake.n_reference, reference=train.value,
                             details={"reference": REAL_TRAIN_VS_TEST, "n_train": train.n_other,

@@ -1,7 +1,7 @@
 """The registered MS-SSIM metric: mean MS-SSIM over random pairs of generated images or volumes, a diversity score
 (lower is more diverse). The definition, the tensor functions and the papers they come from are in
-``gvae_bench.metrics._ms_ssim_functional``; this module picks one setting per data size and reads the
-evaluation context.
+``gvae_bench.functional.ms_ssim``, and the rule that picks one setting per data size in
+``gvae_bench.functional.ms_ssim_settings``; this module reads the evaluation context.
 
 Settings per size (``settings_for``, the same rule for image sides and volume sides): the first of
 
@@ -18,16 +18,15 @@ window: the metric then reports n/a (``MSSSIM.missing``) instead of computing.
 
 from __future__ import annotations
 
-import math
-
 from gvae_bench.contracts.benchmark import Benchmark
 from gvae_bench.contracts.metric import NEEDS_IMAGES, NEEDS_SAMPLES, EvalContext, Metric, MetricResult
 from gvae_bench.contracts.model import GenerativeModel
-from gvae_bench.metrics._ms_ssim_functional import (
-    STANDARD_MS_SSIM_BETAS,
-    MSSSIMSettings,
-    mean_pairwise_ms_ssim,
-    renormalised_standard_betas,
+from gvae_bench.functional.ms_ssim import ms_ssim_diversity
+from gvae_bench.functional.ms_ssim_settings import (
+    SETTINGS_BY_PREFERENCE,
+    SMALL_IMAGE_SETTINGS,
+    STANDARD_SETTINGS,
+    settings_for,
 )
 from gvae_bench.registry import METRICS
 
@@ -39,42 +38,6 @@ __all__ = [
     "MSSSIM",
 ]
 
-#: The standard setting (5 scales, 11 taps, sigma 1.5) for images large enough to take it.
-STANDARD_SETTINGS = MSSSIMSettings(kernel_size=11, sigma=1.5, betas=STANDARD_MS_SSIM_BETAS)
-#: The small-image setting (3 scales, 7 taps, sigma 1.5, first three weights renormalised).
-SMALL_IMAGE_SETTINGS = MSSSIMSettings()
-#: Every setting ``settings_for`` may pick, in order of preference: the standard one, then 3, 2 and 1 scales of the
-#: 7-tap, sigma-1.5 window with the first standard weights renormalised to sum to 1. Their smallest sides are
-#: 176, 28, 14 and 7.
-SETTINGS_BY_PREFERENCE: tuple[MSSSIMSettings, ...] = (
-    STANDARD_SETTINGS,
-    SMALL_IMAGE_SETTINGS,
-    MSSSIMSettings(betas=renormalised_standard_betas(2)),
-    MSSSIMSettings(betas=renormalised_standard_betas(1)),
-)
-
-#: Volumes are scored in batches of at most this many values per input (C x D x H x W x pairs, at most 500 pairs):
-#: 8 pairs of 64^3, 64 of 32^3, 500 of 16^3. On CPU conv3d's working memory is about 350 bytes per input value
-#: (measured: 0.75 GB for 8 pairs of 64^3, 2.7 GB for 32), and smaller batches were also faster per pair.
-#: Images are scored in batches of 500 pairs.
-_VOLUME_BATCH_VALUES = 2**21
-
-
-def settings_for(side: int) -> MSSSIMSettings | None:
-    """The one MS-SSIM setting used for every model on images or volumes whose smallest spatial side is ``side``.
-
-    The first of ``SETTINGS_BY_PREFERENCE`` that fits, i.e. with ``side >= kernel_size * 2^(scales - 1)``: the
-    standard setting (5 scales, 11 taps) from 176 px; else 3 scales of a 7-tap window from 28 (every 2-D benchmark
-    here); else 2 scales from 14 (16^3 CT patches); else one scale, plain SSIM, from 7. The same rule for image
-    sides and volume sides: 64^3 and 32^3 patches get 3 scales, 16^3 gets 2. None below 7: no whole 7-tap window
-    fits, and the metric is n/a.
-    """
-    for settings in SETTINGS_BY_PREFERENCE:
-        if side >= settings.min_image_size():
-            return settings
-    return None
-
-
 @METRICS.register("ms_ssim")
 class MSSSIM(Metric):
     """Mean MS-SSIM over random pairs of generated images or volumes (diversity: lower is more diverse; Odena et
@@ -82,7 +45,7 @@ class MSSSIM(Metric):
 
     ``ms_ssim_pairs`` random pairs (i != j) of generated samples, mapped from the data's range to [0, 1]; ``reference``
     is the same over pairs of real test samples. Images (DataSpec kind "image") use 2-D MS-SSIM, volumes (kind
-    "volume", e.g. CT patches) the 3-D one (docstring of ``_ms_ssim_functional``), with ``settings_for`` the
+    "volume", e.g. CT patches) the 3-D one (docstring of ``gvae_bench.functional.ms_ssim``), with ``settings_for`` the
     smallest spatial side. n/a for other data, and for images or volumes with a side below 7 (``settings_for``
     gives None).
     """
@@ -104,21 +67,13 @@ class MSSSIM(Metric):
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         spec = ctx.benchmark.spec
-        low, high = spec.value_range or (0.0, 1.0)
-        spatial = tuple(spec.shape[1:])
-        settings = settings_for(min(spatial))
-        if settings is None:  # missing() reports this as n/a; kept for direct callers
-            raise ValueError(f"MS-SSIM needs every spatial side >= 7; the data has {spatial}.")
-        n_images, pairs = ctx.config.n_samples, ctx.config.ms_ssim_pairs
-        batch_size = 500 if spec.kind == "image" else max(1, min(500, _VOLUME_BATCH_VALUES // math.prod(spec.shape)))
-
-        fake = ctx.generated(n_images).float()
-        real = ctx.real_test(n_images).float()
-        value = mean_pairwise_ms_ssim(fake, pairs, settings, ctx.generator("ms_ssim_fake"), batch_size,
-                                      value_range=(low, high))
-        reference = mean_pairwise_ms_ssim(real, pairs, settings, ctx.generator("ms_ssim_real"), batch_size,
-                                          value_range=(low, high))
+        value_range = spec.value_range or (0.0, 1.0)
+        fake = ctx.generated(ctx.config.n_samples).float()
+        real = ctx.real_test(ctx.config.n_samples).float()
+        pairs = ctx.config.ms_ssim_pairs
+        value, settings = ms_ssim_diversity(fake, pairs, ctx.generator("ms_ssim_fake"), value_range)
+        reference, _ = ms_ssim_diversity(real, pairs, ctx.generator("ms_ssim_real"), value_range)
         return MetricResult(value, n_generated=len(fake), n_real=len(real), reference=reference,
                             details={"pairs": pairs, "kernel_size": settings.kernel_size, "sigma": settings.sigma,
                                      "scales": len(settings.betas), "betas": list(settings.betas),
-                                     "normalize": "relu", "spatial_dims": len(spatial)})
+                                     "normalize": "relu", "spatial_dims": len(spec.shape) - 1})

@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 import torch
 
-from gvae_bench.metrics._nearest import assign_cells, kmeans, nearest_neighbours
+from gvae_bench.functional.nearest import assign_cells, kmeans, nearest_neighbours
 from gvae_bench.metrics.copying import c_t_statistic, copying_statistic, mann_whitney_z
 
 

@@ -170,7 +170,9 @@ def test_constant_generated_images_are_na_not_a_crash(ct_slices) -> None:
     assert entry["value"] is None and "PyRadiomics read 0 of the generated images" in entry["na"]
 
 
-def test_smoke_run_on_ct_slices_records_frd(tmp_path: Path, data_root: Path) -> None:
+def test_smoke_run_on_ct_slices_records_frd_as_na_below_the_feature_count(tmp_path: Path, data_root: Path) -> None:
+    """The smoke profile's 3 images per set are far fewer than the ~400 radiomic features: a singular covariance,
+    so the cell is n/a with that reason (issue 34 item 8), not a number."""
     out = tmp_path / "results"
     result = run_cli("--models", "vae", "--dataset", "ct_folder", "--profile", "smoke", "--data-root",
                      str(data_root / "CT"), "--out", str(out))
@@ -178,8 +180,34 @@ def test_smoke_run_on_ct_slices_records_frd(tmp_path: Path, data_root: Path) -> 
     [record_file] = out.glob("runs/ct_folder/vae/*/seed0/record.json")
     record = json.loads(record_file.read_text())
     frd = record["metrics"]["frd"]
-    assert frd["value"] is not None, frd.get("na")
-    assert frd["value"] >= 0 and frd["reference"] >= 0 and frd["higher_is_better"] is False
-    assert frd["n_generated"] == 3 and frd["n_real"] == 3 and frd["details"]["n_train"] == 3  # smoke: frd_samples 3
-    assert frd["details"]["window_hu"] == [-160.0, 240.0] and frd["details"]["features_extracted"] == 398
-    assert frd["details"]["reference"] == "real train vs real test"
+    assert frd["value"] is None and frd["higher_is_better"] is False
+    assert "FRD fits a" in frd["na"] and "got 3 and 3 samples" in frd["na"] and "eval.frd_samples" in frd["na"]
+
+
+def _context_with_radiomic_rows(monkeypatch, ct_slices, n: int, d: int):
+    """An evaluation context whose three radiomic sets are ``n`` Gaussian rows of ``d`` features (no PyRadiomics):
+    real and train N(0, I), generated N(1, I) (every feature's mean shifted by 1)."""
+    import gvae_bench.metrics.frd as frd_module
+    from gvae_bench.contracts.metric import EvalContext
+    from gvae_bench.profiles import EvalConfig
+
+    def fake_set(ctx, which, count):
+        g = torch.Generator().manual_seed({"real": 0, "train": 1, "generated": 2}[which])
+        rows = torch.randn(n, d, generator=g, dtype=torch.float64) + (1.0 if which == "generated" else 0.0)
+        return frd_module.RadiomicFeatures(rows, tuple(f"f{i}" for i in range(d)))
+
+    monkeypatch.setattr(frd_module, "radiomic_set", fake_set)
+    monkeypatch.setattr(frd_module, "radiomics_versions", lambda: {})
+    return EvalContext(model=None, benchmark=ct_slices, splits=None, config=EvalConfig(frd_samples=n), seed=0)
+
+
+def test_registered_frd_needs_more_images_than_features(monkeypatch, ct_slices) -> None:
+    """n <= d features: n/a with the counts; n > d: the Frechet distance of the z-scored sets, which for a mean
+    shift of 1 in each of d unit-variance features is about d (||mu_1 - mu_2||^2 = d, equal covariances)."""
+    from gvae_bench.contracts.metric import NotApplicable
+
+    with pytest.raises(NotApplicable, match=r"got 10 and 10 samples for 10 features"):
+        FrechetRadiomicsDistance().compute(_context_with_radiomic_rows(monkeypatch, ct_slices, n=10, d=10))
+    result = FrechetRadiomicsDistance().compute(_context_with_radiomic_rows(monkeypatch, ct_slices, n=2000, d=10))
+    assert result.n_generated == result.n_real == 2000 and result.details["features"] == 10
+    assert result.value == pytest.approx(10.0, rel=0.05) and result.reference < 0.1

@@ -56,7 +56,8 @@ def test_stacked_mnist_modes_through_the_runner(tmp_path, data_root):
     modes, kl = record["metrics"]["modes"], record["metrics"]["mode_kl"]
     # the mode metrics count their own sample size (eval.mode_samples), the others n_samples
     assert modes["n_generated"] == modes["n_real"] == kl["n_generated"] == 300 and 1 <= modes["value"] <= 300
-    assert record["metrics"]["fid"]["n_generated"] == 200
+    assert record["metrics"]["kid"]["n_generated"] == 200
+    assert "384 features" in record["metrics"]["fid"]["na"]  # 3 digits x 128 features > 200 samples
     # 300 real stacked digits read by even the small smoke classifier fall in well over 100 modes,
     # and an 8-step VAE's blobs in far fewer: its histogram is further from uniform
     assert modes["reference"] > 100 and modes["value"] < modes["reference"]

@@ -1,4 +1,4 @@
-"""Known-answer tests for metrics/ms_ssim.py and its functional core metrics/_ms_ssim_functional.py.
+"""Known-answer tests for metrics/ms_ssim.py and its functional core gvae_bench/functional/ms_ssim.py.
 
 References checked against:
 * an independent numpy/scipy MS-SSIM (scipy.ndimage Gaussian filter truncated to the same taps, valid region);
@@ -22,7 +22,7 @@ from torchmetrics.functional.image import (
 )
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
-from gvae_bench.metrics._ms_ssim_functional import (
+from gvae_bench.functional.ms_ssim import (
     STANDARD_MS_SSIM_BETAS,
     MSSSIMSettings,
     _sample_distinct_pairs,
@@ -231,7 +231,7 @@ def test_torchmetrics_window_ignores_kernel_size() -> None:
     """Pins the documented difference: torchmetrics 1.9 sizes its Gaussian window from sigma, not kernel_size.
 
     So torchmetrics' MS-SSIM cannot express this module's default (7 taps, sigma 1.5); if this test starts failing,
-    torchmetrics changed and the comparison notes in metrics/_ms_ssim_functional.py need revisiting.
+    torchmetrics changed and the comparison notes in gvae_bench/functional/ms_ssim.py need revisiting.
     """
     a, b = _equal_at_coarsest_scale(3, 1, 64, 3, seed=7)
     kw = dict(sigma=1.5, betas=DEFAULT.betas, data_range=1.0, normalize="relu", reduction="none")

@@ -1,4 +1,4 @@
-"""Known-answer tests for 3-D MS-SSIM on volumes (metrics/_ms_ssim_functional.py with (N, C, D, H, W) input).
+"""Known-answer tests for 3-D MS-SSIM on volumes (gvae_bench/functional/ms_ssim.py with (N, C, D, H, W) input).
 
 References checked against:
 * a float64 brute-force reference written here: at every valid voxel the SSIM statistics are explicit weighted sums
@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from gvae_bench.contracts.benchmark import Benchmark, DataSpec, DataSplits
-from gvae_bench.metrics._ms_ssim_functional import (
+from gvae_bench.functional.ms_ssim import (
     STANDARD_MS_SSIM_BETAS,
     MSSSIMSettings,
     mean_pairwise_ms_ssim,

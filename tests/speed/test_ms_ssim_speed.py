@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
 
-from gvae_bench.metrics._ms_ssim_functional import MSSSIMSettings, _filter, _sample_distinct_pairs, ms_ssim
+from gvae_bench.functional.ms_ssim import MSSSIMSettings, _filter, _sample_distinct_pairs, ms_ssim
 from gvae_bench.metrics.ms_ssim import SMALL_IMAGE_SETTINGS
 
 from .conftest import Ratio, SpeedData, SpeedReport, interleaved_rounds, median

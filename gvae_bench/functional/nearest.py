@@ -1,7 +1,7 @@
 """Nearest neighbours of query rows in a reference set, and a seeded k-means partition.
 
-Shared by the novelty metrics (``copying``, ``authenticity``). Distances are Euclidean in float64 and
-exact, as in ``metrics/prdc.py``: each reported distance is sqrt(sum_k (q_k - r_k)^2) of the
+Shared by the novelty functions (``copying``, ``authenticity``) and their registered metrics. Distances are Euclidean in float64 and
+exact, as in ``gvae_bench/functional/prdc.py``: each reported distance is sqrt(sum_k (q_k - r_k)^2) of the
 differences, so an exact copy of a reference row is exactly 0 from it and ties are decided
 consistently. The search is fast: candidates come from the matrix-product form
 ||q||^2 + ||r||^2 - 2 q.r (about 3x faster than differences on a CPU), every reference row within

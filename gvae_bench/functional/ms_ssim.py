@@ -78,107 +78,41 @@ on image pairs that coincide at the last scale (where the padding choice cannot 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from gvae_bench.functional.ms_ssim_settings import (
+    SETTINGS_BY_PREFERENCE,
+    SMALL_IMAGE_SETTINGS,
+    STANDARD_MS_SSIM_BETAS,
+    STANDARD_SETTINGS,
+    MSSSIMSettings,
+    renormalised_standard_betas,
+    settings_for,
+)
 
 __all__ = [
     "STANDARD_MS_SSIM_BETAS",
     "MSSSIMSettings",
     "renormalised_standard_betas",
+    "STANDARD_SETTINGS",
+    "SMALL_IMAGE_SETTINGS",
+    "SETTINGS_BY_PREFERENCE",
+    "settings_for",
     "ms_ssim",
     "mean_pairwise_ms_ssim",
+    "ms_ssim_diversity",
 ]
 
-#: Weights of the standard 5-scale MS-SSIM [Wang2003], finest scale first.
-STANDARD_MS_SSIM_BETAS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: Volumes are scored in batches of at most this many values per input (C x D x H x W x pairs, at most 500 pairs):
+#: 8 pairs of 64^3, 64 of 32^3, 500 of 16^3. On CPU conv3d's working memory is about 350 bytes per input value
+#: (measured: 0.75 GB for 8 pairs of 64^3, 2.7 GB for 32), and smaller batches were also faster per pair.
+#: Images are scored in batches of 500 pairs.
+_VOLUME_BATCH_VALUES = 2**21
 
 _K1 = 0.01
 _K2 = 0.03
-
-
-def renormalised_standard_betas(n_scales: int) -> tuple[float, ...]:
-    """The first ``n_scales`` standard weights (``STANDARD_MS_SSIM_BETAS``) divided by their sum, so they sum to 1."""
-    first = STANDARD_MS_SSIM_BETAS[:n_scales]
-    total = sum(first)
-    return tuple(b / total for b in first)
-
-
-@dataclass(frozen=True)
-class MSSSIMSettings:
-    """MS-SSIM parameters; the defaults are the setting chosen for 28 x 28 px images.
-
-    The standard MS-SSIM [Wang2003] uses 5 scales, an 11-tap Gaussian window with sigma 1.5 and weights
-    (0.0448, 0.2856, 0.3001, 0.2363, 0.1333). With 'valid' filtering the coarsest scale must still hold one whole
-    window, so 5 scales of an 11-tap window need images of at least 11 * 2^4 = 176 px per side. (torchmetrics'
-    check, ``H // (S-1)^2 > kernel_size - 1``, also rejects anything below 176 px for that setting, though its
-    message says "larger than 160".) 28 px images cannot take that.
-
-    Chosen setting for 28 px images: 3 scales (28, 14, 7 px) with a 7-tap Gaussian window, sigma 1.5 (the window is
-    the sigma-1.5 Gaussian truncated to +-3 px and renormalised), and the first three standard weights renormalised
-    to sum to 1::
-
-        betas = (0.0448, 0.2856, 0.3001) / 0.6305 = (0.07105..., 0.45297..., 0.47597...)
-
-    At 28 px the valid maps are 22 x 22, 8 x 8 and 1 x 1 (the last scale is a single 7 x 7 window).
-
-    Attributes:
-        kernel_size: number of Gaussian window taps per axis; odd, >= 3.
-        sigma: standard deviation of the Gaussian window in pixels; > 0.
-        betas: one positive exponent per scale, finest first; the number of scales is ``len(betas)``.
-        data_range: L, the value range of the images ([0, L]); sets C1 = (0.01 L)^2 and C2 = (0.03 L)^2.
-    """
-
-    kernel_size: int = 7
-    sigma: float = 1.5
-    betas: tuple[float, ...] = renormalised_standard_betas(3)
-    data_range: float = 1.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.kernel_size, bool) or not isinstance(self.kernel_size, int):
-            raise ValueError(f"kernel_size must be an odd integer >= 3, got {self.kernel_size!r}.")
-        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd integer >= 3 (the window needs a centre tap), got {self.kernel_size}.")
-        sigma = float(self.sigma)
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma must be a positive finite number, got {self.sigma!r}.")
-        try:
-            betas = tuple(float(b) for b in self.betas)
-        except TypeError:
-            raise ValueError(f"betas must be a non-empty sequence of positive numbers, got {self.betas!r}.") from None
-        if len(betas) == 0:
-            raise ValueError("betas must be non-empty: one positive weight per scale, finest scale first.")
-        if not all(math.isfinite(b) and b > 0 for b in betas):
-            raise ValueError(f"every beta must be a positive finite number, got {betas}.")
-        data_range = float(self.data_range)
-        if not (math.isfinite(data_range) and data_range > 0):
-            raise ValueError(f"data_range must be a positive finite number (e.g. 1.0 for [0, 1] images), got {self.data_range!r}.")
-        object.__setattr__(self, "sigma", sigma)
-        object.__setattr__(self, "betas", betas)
-        object.__setattr__(self, "data_range", data_range)
-
-    @property
-    def num_scales(self) -> int:
-        """Number of scales S = len(betas)."""
-        return len(self.betas)
-
-    def min_image_size(self) -> int:
-        """Smallest image (or volume) side that fits: ``kernel_size * 2^(S - 1)``.
-
-        After S - 1 rounds of 2x2 (2x2x2 for volumes) average pooling, which floors odd sizes, a side of H becomes
-        floor(H / 2^(S-1)), and the valid filtering at the coarsest scale needs that to be >= kernel_size;
-        this holds exactly when H >= kernel_size * 2^(S-1). Every spatial side must satisfy it.
-        28 px for the default setting.
-        """
-        return self.kernel_size * 2 ** (self.num_scales - 1)
-
-    def gaussian_window(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
-        """The 1-D window: w_t proportional to exp(-t^2 / (2 sigma^2)) for t = -(k-1)/2 .. (k-1)/2, summing to 1."""
-        half = (self.kernel_size - 1) / 2
-        t = torch.linspace(-half, half, self.kernel_size, dtype=torch.float64)
-        w = torch.exp(-(t**2) / (2.0 * self.sigma**2))
-        return (w / w.sum()).to(dtype=dtype, device=device)
 
 
 def _working_dtype(t: torch.Tensor) -> torch.dtype:
@@ -426,3 +360,38 @@ def mean_pairwise_ms_ssim(
         values = ms_ssim(take(idx_i[start:stop]), take(idx_j[start:stop]), settings)
         total += values.sum(dtype=torch.float64)
     return float(total.item()) / n_pairs
+
+
+def ms_ssim_diversity(samples: torch.Tensor, n_pairs: int, generator: torch.Generator,
+                      value_range: tuple[float, float]) -> tuple[float, MSSSIMSettings]:
+    """The harness's MS-SSIM diversity score of a set of images or volumes, and the setting it used.
+
+    :func:`mean_pairwise_ms_ssim` over ``n_pairs`` random pairs (i != j) drawn with ``generator``, the samples
+    mapped from ``value_range`` to [0, 1], with ``settings_for`` the smallest spatial side (the registered
+    ``ms_ssim`` metric and ``gvae_bench.score`` both call this): 2-D MS-SSIM for (N, C, H, W) images, 3-D for
+    (N, C, D, H, W) volumes (Wang et al. 2003; the diversity reading of Odena et al. 2017: lower is more diverse,
+    identical samples score 1). Pairs are scored 500 at a time for images, and for volumes in batches of at most
+    ``_VOLUME_BATCH_VALUES`` input values.
+
+    Args:
+        samples: (N, C, H, W) or (N, C, D, H, W), N >= 2, every spatial side >= 7.
+        n_pairs: pairs to average (>= 1).
+        generator: CPU generator of the pair draw.
+        value_range: (lo, hi), the range the samples live in (the harness's (-1, 1)).
+
+    Returns:
+        (mean MS-SSIM, the ``MSSSIMSettings`` chosen for the size).
+
+    Raises:
+        ValueError: a side below 7 (no setting fits), or anything ``mean_pairwise_ms_ssim`` rejects.
+    """
+    if not isinstance(samples, torch.Tensor) or samples.dim() not in (4, 5):
+        shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise ValueError(f"samples must be a tensor of shape {_SHAPES}, got {shape}.")
+    spatial = tuple(samples.shape[2:])
+    settings = settings_for(min(spatial))
+    if settings is None:
+        raise ValueError(f"MS-SSIM needs every spatial side >= 7; the data has {spatial}.")
+    per_pair = math.prod(samples.shape[1:])
+    batch_size = 500 if samples.dim() == 4 else max(1, min(500, _VOLUME_BATCH_VALUES // per_pair))
+    return mean_pairwise_ms_ssim(samples, n_pairs, settings, generator, batch_size, value_range=value_range), settings
