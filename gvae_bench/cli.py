@@ -16,7 +16,7 @@ import click
 
 from gvae_bench.errors import UserError
 from gvae_bench.profiles import profile_names
-from gvae_bench.runs import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
+from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
 
 log = logging.getLogger("gvae_bench")
 
@@ -107,6 +107,7 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
         return
     if not models_text or not dataset:
         raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
+    _guard(lambda: _precheck(models_text, dataset, profile, seeds_text, latent_text, settings))
     from gvae_bench.executors import ExecutorOptions
 
     options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
@@ -116,14 +117,39 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
 
 
 def _load_plugins(plugins) -> None:
-    from gvae_bench.registry import load_plugin_file, load_plugins
+    """Import the --plugin files (and with them every built-in plugin). Without any, nothing is
+    imported here: the registries import their plugins when first asked for one, and `list` and the
+    name checks read the built-ins' names from source (gvae_bench.plugin_index)."""
+    if not plugins:
+        return
+    from gvae_bench.registry import load_plugin_file
 
     def load() -> None:
-        load_plugins()
         for path in plugins:
             load_plugin_file(path)
 
     _guard(load)
+
+
+def _precheck(models_text: str, dataset: str, profile: str, seeds_text: str, latent_text: str | None,
+              settings: tuple[str, ...]) -> None:
+    """The sweep's checks of its text and names (_sweep and plan_sweep make them again), in their
+    order and words, before the sweep's modules (torch) are imported: bad input is a one-line error at once."""
+    from gvae_bench.plugin_index import listing
+    from gvae_bench.profiles import get_profile
+
+    models = _names(models_text, "models")
+    _ints(seeds_text, "--seeds")
+    if latent_text is not None:
+        _ints(latent_text, "--latent-sizes")
+    _parse_settings(settings)
+    registered = listing()
+    for kind, names in (("model", models), ("benchmark", [dataset])):
+        known = [name for name, _ in registered[f"{kind}s"]]
+        for name in names:
+            if name not in known:
+                raise UserError(f"unknown {kind} {name!r}; registered {kind}s: {', '.join(known)}")
+    get_profile(profile)
 
 
 def _guard(action):
@@ -220,13 +246,13 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
 @cli.command("list")
 def list_command() -> None:
     """Print every registered model, benchmark and metric with a one-line description."""
+    from gvae_bench.plugin_index import listing
     from gvae_bench.profiles import load_profiles
-    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
 
-    for title, registry in (("models", MODELS), ("benchmarks", BENCHMARKS), ("metrics", METRICS)):
+    for title, entries in _guard(listing).items():
         click.echo(f"{title}:")
-        for entry in registry.entries():
-            click.echo(f"  {entry.name:<16} {entry.description}")
+        for name, description in entries:
+            click.echo(f"  {name:<16} {description}")
     click.echo("profiles:")
     for name, profile in load_profiles().items():
         click.echo(f"  {name:<16} {profile.get('description', '')}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from gvae_bench.cli import _guard, _names, cli
-from gvae_bench.runs import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
+from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
 
 
 @cli.command("tune")

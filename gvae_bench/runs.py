@@ -12,7 +12,6 @@ leaderboard groups them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,21 +23,8 @@ from gvae_bench.registry import BENCHMARKS, MODELS
 from gvae_bench.classifier import ClassifierConfig
 from gvae_bench.contracts.model import GenerativeModel, ModelConfig
 from gvae_bench.contracts.family import family_for
-
-
-#: where a user's runs go unless ``--out`` says otherwise (git-ignored; the committed reference
-#: results live in ``results/reference``)
-DEFAULT_OUT = Path("results") / "local"
-
-#: the environment variable naming the data root when ``--data-root`` is not given
-DATA_ROOT_ENV = "GVAE_BENCH_DATA"
-
-
-def resolve_data_root(given: Path | str | None = None) -> Path:
-    """The folder holding the datasets: ``given`` (``--data-root``), else ``$GVAE_BENCH_DATA``, else ``./data``."""
-    if given is not None:
-        return Path(given)
-    return Path(os.environ.get(DATA_ROOT_ENV) or "data")
+# the defaults the command line reads before it imports torch (gvae_bench.paths), importable from here too
+from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -61,6 +47,9 @@ class RunSpec:
     #: where settings came from that the config alone does not say (``tuning``: the study and trial of a
     #: tuned model's fields); written into the record, not part of the config hash
     provenance: tuple[tuple[str, Any], ...] = field(default=())
+    #: where the run's live curves go (``--log``: ``none``, or ``tensorboard`` under ``<out>/tensorboard``,
+    #: ``gvae_bench.tracking``); how a run is watched, so neither in the config nor in its hash
+    log: str = "none"
 
 
 @dataclass
