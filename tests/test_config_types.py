@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,11 +10,10 @@ import pytest
 
 from gvae_bench.config import ConfigBase, added_field, config_hash
 from gvae_bench.errors import UserError
+from tests.conftest import invoke_cli
 
 if TYPE_CHECKING:
     from collections import OrderedDict  # only for an annotation that cannot be resolved at run time
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -192,10 +188,8 @@ def test_the_repository_configs_are_checked() -> None:
 def _cli_error(tmp_path: Path, setting: str) -> str:
     """Run a one-model sweep with one bad ``--set``; return its error line after checking the exit status, that
     there is no traceback and that the error is a single line (the last one on stderr)."""
-    result = subprocess.run(
-        [sys.executable, "runner.py", "--models", "wgan_gp", "--dataset", "ring8", "--profile", "smoke",
-         "--set", setting, "--out", str(tmp_path / "out")],
-        cwd=REPO, env={**os.environ, "GVAE_BENCH_OFFLINE": "1"}, capture_output=True, text=True, timeout=600)
+    result = invoke_cli("--models", "wgan_gp", "--dataset", "ring8", "--profile", "smoke", "--set", setting,
+                        "--out", str(tmp_path / "out"))
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
