@@ -29,6 +29,20 @@ def _classifier_cache(tmp_path_factory) -> None:
     os.environ["GVAE_BENCH_CACHE"] = str(tmp_path_factory.mktemp("classifier-cache"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _threads_per_worker() -> None:
+    """Under pytest-xdist (``-n N``) each worker's torch threads, and its child processes', are its share
+    of the CPUs, so that N workers do not each start one thread per core."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = _data_root()

@@ -222,6 +222,7 @@ def test_an_address_where_no_cluster_answers_is_a_one_line_error(tmp_path, ray_e
 
 # --- sweeps on Ray's local instance ---------------------------------------------------------------
 
+@pytest.mark.subprocess
 @needs_ray
 def test_ray_sweep_writes_the_same_table4_as_the_local_executor(tmp_path, ray_env):
     local = _cli(*SWEEP, "--executor", "local", "--out", str(tmp_path / "local"), env=ray_env)
@@ -240,6 +241,7 @@ def test_ray_sweep_writes_the_same_table4_as_the_local_executor(tmp_path, ray_en
     assert "4/4" in remote.stderr and "failures=0" in remote.stderr  # the driver's one overall bar
 
 
+@pytest.mark.subprocess
 @needs_ray
 def test_failures_are_recorded_ctrl_c_keeps_finished_records_and_a_second_start_resumes(tmp_path, ray_env):
     """One sweep on Ray's local instance tells the whole story of a user's sweep: a run that crashes,

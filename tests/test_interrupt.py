@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import default_sigint
 
 # The main thread never acts on Ctrl-C, as in a call that never returns to Python: its SIGINT handler
@@ -23,6 +25,7 @@ time.sleep(30)
 """
 
 
+@pytest.mark.subprocess
 def test_a_stuck_main_thread_still_exits_130_after_ctrl_c():
     process = subprocess.Popen([sys.executable, "-c", STUCK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=default_sigint)

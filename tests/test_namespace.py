@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli
 
 PLUGIN_PACKAGES = ("gvae_bench.models", "gvae_bench.benchmarks", "gvae_bench.metrics", "models", "benchmarks",
                    "metrics")
@@ -49,12 +49,14 @@ def test_the_plugins_import_the_contracts_from_the_core():
             assert not {n for n in names if n.split(".")[0] in ("models", "benchmarks", "metrics")}, path
 
 
+@pytest.mark.subprocess
 def test_the_old_top_level_import_names_the_new_one():
     result = subprocess.run([sys.executable, "-c", "import models"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
     assert "ImportError: the top-level package 'models' is now 'gvae_bench.models'" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_leaderboard_loads_no_ct_reader(tmp_path):
     shutil.copytree(REPO / "results" / "reference" / "runs" / "mnist", tmp_path / "runs" / "mnist")
     code = ("import sys; from click.testing import CliRunner; from gvae_bench.cli import cli; "
@@ -67,6 +69,7 @@ def test_leaderboard_loads_no_ct_reader(tmp_path):
     assert (tmp_path / "leaderboards" / "mnist" / "table4.md").is_file()
 
 
+@pytest.mark.subprocess
 def test_a_sweep_is_a_library_call_without_click(tmp_path):
     code = ("import sys, json; from gvae_bench.sweep import run_sweep; "
             f"summary = run_sweep(['vae', 'wgan_gp'], 'ring8', profile='smoke', seeds=[0, 0, 1], out={str(tmp_path)!r}); "
@@ -87,8 +90,8 @@ def test_a_sweep_is_a_library_call_without_click(tmp_path):
 @pytest.mark.parametrize("seeds, message", [("-1", "seeds are whole numbers from 0 to 4294967295"),
                                             ("4294967296", "seeds are whole numbers from 0 to 4294967295")])
 def test_seeds_outside_32_bits_are_a_one_line_error(tmp_path, seeds, message):
-    result = run_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", seeds,
-                     "--out", str(tmp_path))
+    result = invoke_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", seeds,
+                        "--out", str(tmp_path))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
 
@@ -97,6 +100,7 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+@pytest.mark.subprocess
 def test_a_users_own_models_and_metrics_folders_change_nothing(tmp_path):
     """From a folder that is its own git repository holding ``models/`` and ``metrics/`` packages,
     the installed command lists the harness's models, and a run's record names the harness's
@@ -123,6 +127,7 @@ def test_a_users_own_models_and_metrics_folders_change_nothing(tmp_path):
     assert record["git"]["commit"] == harness_commit != user_commit
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_the_wheel_holds_the_one_top_level_package(tmp_path):
     clone = tmp_path / "clone"

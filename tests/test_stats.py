@@ -334,6 +334,7 @@ def test_letters_random_graphs_brute_force():
 
 # ---------------------------------------------------------------- hygiene
 
+@pytest.mark.subprocess
 def test_module_imports_no_models_metrics_or_benchmarks():
     code = ("import sys, gvae_bench.stats; "
             "bad = [m for m in sys.modules if m.split('.')[:2] in (['gvae_bench', 'models'], "

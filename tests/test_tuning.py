@@ -154,6 +154,7 @@ def test_absurd_learning_rate_fails_every_trial_and_the_study_completes(tmp_path
     assert [(r["failed"], r["best_score"]) for r in rows] == [("2", ""), ("2", "")]
 
 
+@pytest.mark.subprocess
 def test_two_processes_share_the_trial_count(tmp_path, root):
     code = ("import sys; from gvae_bench.tuning import tune; "
             f"tune(['vae'], 'ring8', trials=2, profile='smoke', steps={STEPS}, out=sys.argv[1], data_root=sys.argv[2])")
@@ -218,6 +219,7 @@ def test_trials_never_read_the_test_split(tuned):
                 assert record.metrics == {} and "not evaluated on the test split" in record.reason
 
 
+@pytest.mark.subprocess
 def test_a_tune_killed_with_sigkill_finishes_on_the_next_call_without_redoing_finished_trials(tmp_path, root):
     import signal
     import time

@@ -29,6 +29,7 @@ def test_merged_summary_sums_what_each_worker_added_and_keeps_the_latest_counts(
         ("ring8-vae-smoke", 5, 5, 0.1), ("ring8-wgan_gp-smoke", 5, 5, 0.2)]
 
 
+@pytest.mark.subprocess
 @needs_ray
 def test_two_ray_workers_complete_the_study_once_and_write_the_table(tmp_path, ray_env):
     import optuna
