@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli
 
 DOC = REPO / "docs" / "plugins.md"
 EXAMPLE = re.compile(r"```python\n(# (\w+)\.py:.*?)```", re.S)
@@ -75,7 +75,7 @@ def test_the_doc_examples_are_listed_swept_and_tabulated(tmp_path: Path):
     paths = write_examples(tmp_path)
     plugins = [arg for path in paths.values() for arg in ("--plugin", str(path))]
 
-    listing = run_cli(*plugins, "list")
+    listing = invoke_cli(*plugins, "list")
     assert listing.returncode == 0, listing.stderr
     for name, description in (("diag_gaussian", "Diagonal Gaussian fitted by maximum likelihood"),
                               ("square4", "Four equally weighted Gaussians at (+-1, +-1)"),
@@ -83,8 +83,8 @@ def test_the_doc_examples_are_listed_swept_and_tabulated(tmp_path: Path):
         assert re.search(rf"^\s+{name}\s+{re.escape(description)}", listing.stdout, re.M), (name, listing.stdout)
 
     out = tmp_path / "results"
-    result = run_cli(*plugins, "--models", "diag_gaussian,vae", "--dataset", "square4", "--profile", "smoke",
-                     "--out", str(out), cwd=tmp_path)
+    result = invoke_cli(*plugins, "--models", "diag_gaussian,vae", "--dataset", "square4", "--profile", "smoke",
+                        "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     board = out / "leaderboards" / "square4"
 
@@ -124,8 +124,8 @@ def test_the_doc_examples_are_listed_swept_and_tabulated(tmp_path: Path):
     assert gaussian["config"]["benchmark_config"]["n_test"] == 500
 
     # the doc's --set rule: a model field one model of the sweep lacks stops the sweep before any run
-    refused = run_cli(*plugins, "--models", "diag_gaussian,vae", "--dataset", "square4", "--profile", "smoke",
-                      "--set", "model.eps=0.1", "--out", str(tmp_path / "refused"))
+    refused = invoke_cli(*plugins, "--models", "diag_gaussian,vae", "--dataset", "square4", "--profile", "smoke",
+                         "--set", "model.eps=0.1", "--out", str(tmp_path / "refused"))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "DiagonalGaussianConfig has no field(s) eps; its fields are: latent_dim, width, lr" in refused.stderr
     assert not (tmp_path / "refused" / "runs").exists()

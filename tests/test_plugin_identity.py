@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli
 
 METRIC_PLUGIN = '''
 from gvae_bench.contracts import NEEDS_SAMPLES, Metric, MetricResult
@@ -44,7 +44,7 @@ def test_a_changed_model_plugin_is_a_new_run_and_a_changed_metric_plugin_is_scor
     metric.write_text(METRIC_PLUGIN)
     args = ("--plugin", str(model), "--plugin", str(metric), "--models", "diag_gaussian", "--dataset", "ring8",
             "--profile", "smoke", "--out", str(out))
-    first = run_cli(*args)
+    first = invoke_cli(*args)
     assert first.returncode == 0, first.stderr
     [record] = _records(out)
     assert record["plugins"]["model"]["path"] == str(model.resolve())
@@ -52,13 +52,13 @@ def test_a_changed_model_plugin_is_a_new_run_and_a_changed_metric_plugin_is_scor
     assert record["config"]["plugins"]["model"]["module"] == "gvae_bench_plugin_my_gaussian"
     value = record["metrics"]["sample_abs_mean"]["value"]
 
-    again = run_cli(*args)
+    again = invoke_cli(*args)
     assert again.returncode == 0 and "already finished, skipped" in again.stderr  # same code: reused
 
     source = model.read_text()
     assert "0.5 * z.pow(2)" in source
     model.write_text(source.replace("0.5 * z.pow(2)", "z.abs()"))  # the loss changed: L1 instead of Gaussian
-    changed = run_cli(*args)
+    changed = invoke_cli(*args)
     assert changed.returncode == 0, changed.stderr
     assert "diag_gaussian seed 0: finished" in changed.stderr  # trained again, not "skipped"
     records = _records(out)
@@ -67,7 +67,7 @@ def test_a_changed_model_plugin_is_a_new_run_and_a_changed_metric_plugin_is_scor
 
     current = next(r for r in records if r["config_hash"] != record["config_hash"])
     metric.write_text(METRIC_PLUGIN.replace("SCALE = 1.0", "SCALE = 2.0"))
-    rescored = run_cli(*args)  # meets the finished run of the current model code
+    rescored = invoke_cli(*args)  # meets the finished run of the current model code
     assert rescored.returncode == 0, rescored.stderr
     assert "evaluating sample_abs_mean" in rescored.stderr
     after = next(r for r in _records(out) if r["config_hash"] == current["config_hash"])

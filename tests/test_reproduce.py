@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import invoke_cli
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A smoke sweep of vae on ring8 with seeds 0, 1, 2 (trained once; tests work on copies)."""
     out = tmp_path_factory.mktemp("reproduce-trained")
-    result = run_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0,1,2",
-                     "--out", str(out))
+    result = invoke_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0,1,2",
+                        "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -49,7 +49,7 @@ def test_a_deterministic_rerun_reproduces_every_number_exactly(trained, tmp_path
     run_dir = _copy(trained, tmp_path)
     scratch = tmp_path / "scratch"
     record_before = (run_dir / "record.json").read_bytes()
-    result = run_cli("reproduce", str(run_dir), "--out", str(scratch))
+    result = invoke_cli("reproduce", str(run_dir), "--out", str(scratch))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("mmd: recorded ") and "of the seed spread (n=3 seeds)" in line for line in lines), lines
@@ -70,7 +70,7 @@ def test_a_deterministic_rerun_reproduces_every_number_exactly(trained, tmp_path
 
 
 def _footer(out: Path) -> list[str]:
-    result = run_cli("leaderboard", "--dataset", "ring8", "--out", str(out))
+    result = invoke_cli("leaderboard", "--dataset", "ring8", "--out", str(out))
     assert result.returncode == 0, result.stderr
     text = (out / "leaderboards" / "ring8" / "table4.md").read_text()
     return [line for line in text.splitlines() if line.startswith("- seeds or environment: ")]
@@ -80,7 +80,7 @@ def test_the_leaderboard_footer_says_the_seeds_dominate_a_bit_identical_rerun(tr
     run_dir = _copy(trained, tmp_path)
     out = run_dir.parents[4]
     assert _footer(out) == []  # nothing reproduced: no footer
-    assert run_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch")).returncode == 0
+    assert invoke_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch")).returncode == 0
     (line,) = _footer(out)
     assert "`vae` smoke-" in line and "seed 0" in line and "(same environment)" in line
     assert "mmd +0.00" in line and "the seeds' spread dominates" in line
@@ -94,7 +94,7 @@ def test_the_leaderboard_footer_says_the_environment_dominates_a_rerun_beyond_on
     for seed in sorted(run_dir.parent.glob("seed*")):
         _edit(seed, lambda data: data["metrics"]["mmd"].update(value=data["metrics"]["mmd"]["value"]
                                                                 + 1.5 * statistics.stdev(values)))
-    assert run_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch")).returncode == 0
+    assert invoke_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch")).returncode == 0
     (line,) = _footer(out)
     assert "mmd -1.50" in line and "the environment dominates" in line
 
@@ -121,7 +121,7 @@ def test_a_difference_of_one_seed_std_is_minus_one_of_the_seed_spread(trained, t
     # difference is measured against stays that std (a shift leaves a standard deviation unchanged)
     for seed in seeds:
         _edit(seed, shift)
-    result = run_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch"))
+    result = invoke_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch"))
     assert result.returncode == 0, result.stderr
     mmd = next(row for row in _report(result)["rows"] if row["metric"] == "mmd")
     assert mmd["seed_std"] == pytest.approx(std, rel=1e-9)
@@ -137,7 +137,7 @@ def test_a_record_whose_config_no_longer_resolves_to_its_hash_is_a_one_line_erro
         data["config"]["train"]["steps"] += 1
 
     _edit(run_dir, edit)
-    result = run_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch"))
+    result = invoke_cli("reproduce", str(run_dir), "--out", str(tmp_path / "scratch"))
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -149,6 +149,6 @@ def test_a_record_whose_config_no_longer_resolves_to_its_hash_is_a_one_line_erro
 def test_the_rerun_never_goes_into_the_run_folder_itself(trained, tmp_path):
     run_dir = _copy(trained, tmp_path)
     out = run_dir.parents[4]  # <out>/runs/ring8/vae/<config>/seed0
-    result = run_cli("reproduce", str(run_dir), "--out", str(out))
+    result = invoke_cli("reproduce", str(run_dir), "--out", str(out))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "itself" in result.stderr
