@@ -389,6 +389,9 @@ def classifier_command(dataset: str, settings: tuple[str, ...], data_root: Path 
 
 
 from gvae_bench import cli_studies  # noqa: E402,F401  (registers tune and reproduce on this group)
+from gvae_bench.cli_score import score_command  # noqa: E402  (score two sets of images)
+
+cli.add_command(score_command)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gvae_bench.contracts.metric import (NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric,
                                          MetricResult)
-from gvae_bench.functional.kid import kernel_inception_distance
+from gvae_bench.functional.kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
 from gvae_bench.registry import METRICS
 
 __all__ = ["ClassifierKID", "kernel_inception_distance"]
@@ -28,11 +28,11 @@ class ClassifierKID(Metric):
     def compute(self, ctx: EvalContext) -> MetricResult:
         n = ctx.config.n_samples
         real, fake, train = ctx.features("real", n), ctx.features("generated", n), ctx.features("train", n)
-        mean, std = kernel_inception_distance(fake, real, n_subsets=100, subset_size=1000,
+        mean, std = kernel_inception_distance(fake, real, n_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE,
                                               generator=ctx.generator("kid"))
-        reference, _ = kernel_inception_distance(train, real, n_subsets=100, subset_size=1000,
+        reference, _ = kernel_inception_distance(train, real, n_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE,
                                                  generator=ctx.generator("kid"))
         return MetricResult(mean, n_generated=len(fake), n_real=len(real), reference=reference,
-                            details={**ctx.classifier_details, "std": std, "n_subsets": 100,
-                                     "subset_size": min(1000, len(fake), len(real)),
+                            details={**ctx.classifier_details, "std": std, "n_subsets": KID_SUBSETS,
+                                     "subset_size": min(KID_SUBSET_SIZE, len(fake), len(real)),
                                      "reference": REAL_TRAIN_VS_TEST})

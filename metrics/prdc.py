@@ -9,7 +9,7 @@ import torch
 
 from gvae_bench.contracts.metric import (NEEDS_CLASSIFIER, NEEDS_SAMPLES, REAL_TRAIN_VS_TEST, EvalContext, Metric,
                                          MetricResult)
-from gvae_bench.functional.prdc import density_coverage, precision_recall
+from gvae_bench.functional.prdc import DENSITY_COVERAGE_K, PRECISION_RECALL_K, density_coverage, precision_recall
 from gvae_bench.registry import METRICS
 
 __all__ = ["Coverage", "Density", "Precision", "Recall", "density_coverage", "precision_recall"]
@@ -48,7 +48,7 @@ class _FeatureSetMetric(Metric, ABC):
 
 
 class _PrecisionRecall(_FeatureSetMetric):
-    k = 3
+    k = PRECISION_RECALL_K
     pair_name = "precision_recall"
 
     def _pair(self, real: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
@@ -56,7 +56,7 @@ class _PrecisionRecall(_FeatureSetMetric):
 
 
 class _DensityCoverage(_FeatureSetMetric):
-    k = 5
+    k = DENSITY_COVERAGE_K
     pair_name = "density_coverage"
 
     def _pair(self, real: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:

@@ -19,7 +19,12 @@ import torch
 
 from gvae_bench.functional._rows import paired_rows
 
-__all__ = ["kernel_inception_distance"]
+__all__ = ["KID_SUBSETS", "KID_SUBSET_SIZE", "kernel_inception_distance"]
+
+#: the harness's KID protocol: the mean over this many random subsets ...
+KID_SUBSETS = 100
+#: ... of this many rows of each set (fewer when a set is smaller), as Binkowski et al.'s reference code
+KID_SUBSET_SIZE = 1000
 
 
 def _cubic_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,12 @@ import torch
 
 from gvae_bench.functional._rows import as_rows, paired_rows
 
-__all__ = ["precision_recall", "density_coverage"]
+__all__ = ["PRECISION_RECALL_K", "DENSITY_COVERAGE_K", "precision_recall", "density_coverage"]
+
+#: the neighbour rank of the registered precision and recall (Kynkaanniemi et al. 2019 use k = 3)
+PRECISION_RECALL_K = 3
+#: the neighbour rank of the registered density and coverage (Naeem et al. 2020 use k = 5)
+DENSITY_COVERAGE_K = 5
 
 _CDIST_MODE = "donot_use_mm_for_euclid_dist"
 
