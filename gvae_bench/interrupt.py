@@ -1,5 +1,7 @@
-"""Ctrl-C always ends a sweep: a watchdog for when the main thread is stuck where Python cannot
-raise ``KeyboardInterrupt``.
+"""Ctrl-C always ends a sweep, and never loses the training done since the last checkpoint.
+
+``StepBoundarySignals`` holds SIGINT and SIGTERM while a training loop runs, so that the loop saves a
+checkpoint at its next step boundary and only then lets the signal act as it would have.
 
 Python runs its SIGINT handler only when the main thread returns to the interpreter. A sweep on
 Ray waits in Ray's own blocking calls; when Ctrl-C has also stopped the Ray processes of the
@@ -17,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 
 class InterruptWatchdog:
@@ -61,3 +63,80 @@ class InterruptWatchdog:
         self._fds = None
         os.close(write)
         os.close(read)
+
+
+#: the signals a training loop holds until its next step boundary: Ctrl-C, and what a scheduler or
+#: ``kill`` sends to stop a job (Slurm, Kubernetes and systemd send SIGTERM before SIGKILL)
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StepBoundarySignals:
+    """SIGINT and SIGTERM held until the training loop's next step boundary, then acted on.
+
+    While the context is open (in the main thread of any process that trains: the command line's,
+    or a child process of a parallel executor, which receives the terminal's Ctrl-C with the whole
+    process group), a held signal only records its number. The loop calls ``at_boundary(save)``
+    after each step: when a signal is pending, ``save()`` writes the checkpoint, the handlers that
+    were there before are put back and the signal is raised again, so it then does what it would
+    have done at once (SIGINT: ``KeyboardInterrupt``, exit status 130 from the command line;
+    SIGTERM at its default: the process ends by the signal). Should that handler return (one that
+    ignores the signal), the loop goes on with the signals held again.
+
+    A second signal while one is pending acts at once, without the checkpoint (the way out of a
+    step that never ends). A signal ignored when the context opens (``SIG_IGN``: a background job,
+    ``nohup``) stays ignored. Outside the main thread, where Python cannot set handlers, the context
+    holds nothing. On leaving the context the previous handlers are restored, and a signal still
+    pending (one that came during the last step) is raised again there.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StepBoundarySignals":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in HELD_SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous is signal.SIG_IGN or previous is None:  # None: a handler set outside Python, left alone
+                continue
+            self._previous[signum] = previous
+            signal.signal(signum, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # the second one: act now
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+
+    @property
+    def pending(self) -> str | None:
+        """The name of the signal waiting for the step boundary (``SIGINT``, ``SIGTERM``), or None."""
+        return None if self.received is None else signal.Signals(self.received).name
+
+    def at_boundary(self, save: Callable[[], None]) -> None:
+        """At a step boundary: when a signal is pending, ``save()``, then let the signal act."""
+        if self.received is None:
+            return
+        save()
+        self._deliver()
+        for signum in self._previous:  # the previous handler returned: hold the signals again
+            signal.signal(signum, self._hold)
+
+    def _deliver(self) -> None:
+        signum, self.received = self.received, None
+        self._restore()
+        if signum is not None:
+            signal.raise_signal(signum)
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            self._deliver()  # restores the handlers; raises a signal still pending, which outranks an error
+        finally:
+            self._previous = {}

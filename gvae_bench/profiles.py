@@ -22,7 +22,10 @@ class TrainConfig(ConfigBase):
     """The training loop's settings.
 
     ``steps``: model updates (for GANs, generator updates); ``batch_size``; ``checkpoint_every``:
-    steps between atomic checkpoints; ``log_every``: steps between loss-log rows;
+    steps between atomic checkpoints; ``checkpoint_seconds``: also a checkpoint at the first step
+    boundary once this many seconds have passed since the last one (0: by steps only), so a crash
+    loses at most that much training; never part of the config hash, as where a run checkpoints
+    does not change what it computes (resume is exact); ``log_every``: steps between loss-log rows;
     ``threads``: torch CPU threads for the run (0: leave torch's default);
     ``lr_decay_every``/``lr_decay``: every N steps multiply every optimiser's learning rate by
     ``lr_decay`` (0: constant; a staircase like Burda et al. 2015's 10^(-1/7) per stage);
@@ -44,12 +47,21 @@ class TrainConfig(ConfigBase):
     snapshot_every: int = added_field(0, since="0.2")
     precision: str = added_field("fp32", since="0.2")
     channels_last: bool = added_field(False, since="0.2")
+    checkpoint_seconds: float = added_field(120.0, since="0.3")
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         self.require_at_least(1, "steps", "batch_size", "checkpoint_every", "log_every")
-        self.require(positive=("lr_decay",), non_negative=("threads", "lr_decay_every", "snapshot_every"))
+        self.require(positive=("lr_decay",),
+                     non_negative=("threads", "lr_decay_every", "snapshot_every", "checkpoint_seconds"))
+
+    def hash_dict(self) -> dict[str, Any]:
+        """``ConfigBase.hash_dict`` without ``checkpoint_seconds`` at any value: runs that differ only
+        in how often they checkpoint compute the same thing, so they share a folder and their seeds."""
+        values = super().hash_dict()
+        values.pop("checkpoint_seconds", None)
+        return values
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 It seeds python, numpy and torch; feeds the model batches from tensors held in memory (on the
 run's device); shows a tqdm bar with the current losses; keeps a loss log; writes checkpoints
-atomically every ``checkpoint_every`` steps and at the end; resumes from the last checkpoint
+atomically every ``checkpoint_every`` steps, every ``checkpoint_seconds`` seconds (so a crash or a
+SIGKILL loses at most that much), at the end, and at the step boundary after a SIGINT or SIGTERM
+(which then acts: Ctrl-C ends the command with 130); resumes from the last checkpoint
 (weights, optimisers, the batch stream and every RNG state, so a resumed run continues exactly as
 an uninterrupted one would); stops with status ``diverged`` at the first non-finite loss; and, given
 an ``Intermediate`` judge (a tuner's pruner), asks it every ``every`` steps whether to go on, stopping
@@ -30,7 +32,9 @@ from tqdm.auto import tqdm
 from gvae_bench.checkpoints import CHECKPOINT_FILE, load_resume_state, rng_state, save_checkpoint, set_rng_state
 from gvae_bench.contracts.model import GenerativeModel
 from gvae_bench.errors import UserError
+from gvae_bench.interrupt import StepBoundarySignals
 from gvae_bench.profiles import TrainConfig
+from gvae_bench.tracking import NoTracker
 from gvae_bench.atomic import atomic_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -116,9 +120,21 @@ class TrainOutcome:
     reason: str | None = None
 
 
+#: the clock of the time-based checkpoints (``TrainConfig.checkpoint_seconds``); tests replace it
+clock: Callable[[], float] = time.monotonic
+
 #: seconds between two progress lines of a run whose output is not a terminal (a log file, CI)
 PROGRESS_SECONDS_ENV = "GVAE_BENCH_PROGRESS_SECONDS"
 progress_log = logging.getLogger("gvae_bench.progress")
+
+#: callables told ``(description, step, total)`` after every training step of this process
+_step_listeners: list[Callable[[str, int, int], None]] = []
+
+
+def add_step_listener(listener: Callable[[str, int, int], None]) -> None:
+    """Call ``listener(description, step, total_steps)`` after each training step in this process
+    (the parallel executor's children report their steps to the sweep's progress line with it)."""
+    _step_listeners.append(listener)
 
 
 class _ProgressLines:
@@ -186,15 +202,23 @@ def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.A
 def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig, run_dir: Path,
           seed: int, description: str = "train",
           transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-          intermediate: Intermediate | None = None) -> TrainOutcome:
+          intermediate: Intermediate | None = None, *, label: str | None = None,
+          tracker: NoTracker | None = None) -> TrainOutcome:
     """Train ``model`` for ``config.steps`` steps, resuming from ``run_dir`` if it holds a checkpoint.
 
     The caller seeds the RNGs before building the model (so initial weights follow the seed);
     this function restores them from the checkpoint on resume. ``transform`` is applied to each
     training batch (the benchmark's ``train_batch_transform``). ``intermediate``: a judge that may
-    stop the run early (``Intermediate``).
+    stop the run early (``Intermediate``). ``label``: how the line saying "starting" or "resuming
+    from step S" names the run (default ``description``). ``tracker``: told the losses, the sample
+    grid at each checkpoint and when to flush (``gvae_bench.tracking``; default: nowhere).
+
+    Checkpoints are written every ``config.checkpoint_every`` steps, at the first step boundary
+    ``config.checkpoint_seconds`` after the last one, at the last step, and when SIGINT or SIGTERM
+    arrives (``StepBoundarySignals``: the checkpoint of the step under way, then the signal acts).
     """
     run_dir = Path(run_dir)
+    tracker = tracker if tracker is not None else NoTracker()
     stream = BatchStream(train_data, config.batch_size, seed, transform)
     rows: list[dict[str, float]] = []
     start, seconds_before = 0, 0.0
@@ -206,7 +230,10 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
         stream.load_state_dict(state["batch_stream"])
         set_rng_state(state["rng"])
         rows, start, seconds_before = list(state["loss_log"]), int(state["step"]), float(state["train_seconds"])
-        log.info("%s: resuming from the checkpoint at step %d of %d", description, start, config.steps)
+        progress_log.info("%s: resuming from step %d of %d in %s", label or description, start, config.steps, run_dir)
+    else:
+        progress_log.info("%s: starting in %s", label or description, run_dir)
+    tracker.begin(start)
 
     model.train()
     autocast = _autocast(config.precision, model.device)
@@ -214,51 +241,84 @@ def train(model: GenerativeModel, train_data: torch.Tensor, config: TrainConfig,
     bar = tqdm(total=config.steps, initial=start, desc=description, unit="step", dynamic_ncols=True, leave=False,
                 disable=None)  # None: shown on a terminal, silent in logs and CI
     report = _ProgressLines(description, start, config.steps) if bar.disable else None  # off a terminal: lines
+    last_saved = clock()
+
+    def checkpoint(step: int) -> None:
+        nonlocal last_saved
+        _save_checkpoint(run_dir, model, stream, step, rows, seconds_before + time.perf_counter() - began)
+        _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
+        last_saved = clock()
+
     try:
-        for step in range(start + 1, config.steps + 1):
-            with autocast():
-                losses = model.train_step(stream)
-            if report is not None:
-                report.step(step, losses)
-            bar.update(1)
-            if not all(math.isfinite(value) for value in losses.values()):
-                rows.append({"step": step, **losses})
-                _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
-                bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
-                return TrainOutcome("diverged", step, start, seconds_before + time.perf_counter() - began,
-                                    rows, reason=f"non-finite loss at step {step}: {bad}")
-            if step % config.log_every == 0 or step == config.steps:
-                rows.append({"step": step, **losses})
-                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-            if config.lr_decay_every and step % config.lr_decay_every == 0:
-                for optimizer in model.optimizers().values():
-                    for group in optimizer.param_groups:
-                        group["lr"] *= config.lr_decay  # optimiser state, so checkpoints carry it
-            if config.snapshot_every and step % config.snapshot_every == 0:
-                snapshot = {"step": step, "model": model.state_dict()}
-                atomic_save(run_dir / SNAPSHOT_FOLDER / f"step{step}.pt", lambda buffer: torch.save(snapshot, buffer))
-            stop = (intermediate is not None and step % intermediate.every == 0 and step < config.steps
-                    and _consult(intermediate, step, model))
-            if stop or step % config.checkpoint_every == 0 or step == config.steps:
-                elapsed = seconds_before + time.perf_counter() - began
-                if stop and (not rows or rows[-1]["step"] != step):
+        with StepBoundarySignals() as signals:
+            for step in range(start + 1, config.steps + 1):
+                with autocast():
+                    losses = model.train_step(stream)
+                if report is not None:
+                    report.step(step, losses)
+                bar.update(1)
+                for listener in _step_listeners:
+                    listener(description, step, config.steps)
+                if not all(math.isfinite(value) for value in losses.values()):
                     rows.append({"step": step, **losses})
-                _save_checkpoint(run_dir, model, stream, step, rows, elapsed)
-                _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
-            if stop:
-                return TrainOutcome("pruned", step, start, seconds_before + time.perf_counter() - began, rows,
-                                    reason=f"stopped at step {step} of {config.steps} by the tuner's pruner")
+                    _write_loss_log(run_dir / LOSS_LOG_FILE, rows)
+                    bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+                    return TrainOutcome("diverged", step, start, seconds_before + time.perf_counter() - began,
+                                        rows, reason=f"non-finite loss at step {step}: {bad}")
+                if step % config.log_every == 0 or step == config.steps:
+                    rows.append({"step": step, **losses})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+                    tracker.losses(step, losses)
+                if config.lr_decay_every and step % config.lr_decay_every == 0:
+                    for optimizer in model.optimizers().values():
+                        for group in optimizer.param_groups:
+                            group["lr"] *= config.lr_decay  # optimiser state, so checkpoints carry it
+                if config.snapshot_every and step % config.snapshot_every == 0:
+                    snapshot = {"step": step, "model": model.state_dict()}
+                    atomic_save(run_dir / SNAPSHOT_FOLDER / f"step{step}.pt",
+                                lambda buffer: torch.save(snapshot, buffer))
+                stop = (intermediate is not None and step % intermediate.every == 0 and step < config.steps
+                        and _consult(intermediate, step, model))
+                due = (step % config.checkpoint_every == 0 or step == config.steps
+                       or (config.checkpoint_seconds > 0 and clock() - last_saved >= config.checkpoint_seconds))
+                if stop or (due and signals.pending is None):
+                    if stop and (not rows or rows[-1]["step"] != step):
+                        rows.append({"step": step, **losses})
+                    checkpoint(step)
+                    if type(tracker) is not NoTracker:
+                        _aside(model, lambda: tracker.samples(step, model))
+                        tracker.flush()
+                if stop:
+                    return TrainOutcome("pruned", step, start, seconds_before + time.perf_counter() - began, rows,
+                                        reason=f"stopped at step {step} of {config.steps} by the tuner's pruner")
+                signals.at_boundary(lambda: _stopped_by(signals, description, step, config.steps, checkpoint, tracker))
     finally:
         bar.close()
     return TrainOutcome("finished", config.steps, start, seconds_before + time.perf_counter() - began, rows)
 
 
-def _consult(intermediate: Intermediate, step: int, model: GenerativeModel) -> bool:
-    """``intermediate.judge(step, model)`` with the RNG states and the train mode kept as they were."""
+def _stopped_by(signals: StepBoundarySignals, description: str, step: int, total: int,
+                checkpoint: Callable[[int], None], tracker: NoTracker) -> None:
+    """What a held SIGINT or SIGTERM does at the step boundary before it acts: the checkpoint of
+    ``step``, and one line saying so."""
+    checkpoint(step)
+    tracker.flush()
+    log.warning("%s: %s at step %d of %d: checkpoint saved, the same command resumes from step %d",
+                description, signals.pending, step, total, step)
+
+
+def _aside(model: GenerativeModel, action: Callable[[], Any]) -> Any:
+    """``action()`` with the RNG states and the train mode kept as they were (nothing it draws
+    changes the training stream)."""
     saved = rng_state()
     try:
         model.eval()
-        return bool(intermediate.judge(step, model))
+        return action()
     finally:
         set_rng_state(saved)
         model.train()
+
+
+def _consult(intermediate: Intermediate, step: int, model: GenerativeModel) -> bool:
+    """``intermediate.judge(step, model)`` with the RNG states and the train mode kept as they were."""
+    return bool(_aside(model, lambda: intermediate.judge(step, model)))
