@@ -246,9 +246,11 @@ def seeds_for_paired_power(sd_difference: float, smallest_difference: float, alp
     effect = smallest_difference / sd_difference
     analysis = TTestPower()
     kwargs = dict(effect_size=effect, alpha=alpha, alternative="two-sided")
-    # two pairs are the fewest with a degree of freedom; the solver fails below that
-    if analysis.power(nobs=2, **kwargs) >= power:
-        return 2, ""
+    # two pairs are the fewest with a degree of freedom; power rises with n, so small answers are
+    # found by counting up (statsmodels' root finder fails for large effects at small n)
+    for n in range(2, 101):
+        if analysis.power(nobs=n, **kwargs) >= power:
+            return n, ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         nobs = float(analysis.solve_power(power=power, **kwargs))
