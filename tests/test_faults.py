@@ -8,6 +8,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tempfile
 
 import pytest
 
-from conftest import run_cli
+from conftest import invoke_cli
 from gvae_bench import atomic
 from gvae_bench.atomic import WriteError, atomic_write_text
 from gvae_bench.leaderboard import write_leaderboards
@@ -30,6 +31,23 @@ def _sweep(out, seeds=(0, 1)):
 
 def _records(out):
     return {path.parent.name: path.read_bytes() for path in sorted(out.glob("runs/ring8/vae/*/seed*/record.json"))}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Smoke sweeps of vae on ring8 trained once for this module, seed 0 alone and seeds 0 and 1;
+    each test works on a copy (``_start_from``)."""
+    one = tmp_path_factory.mktemp("faults-seed0")
+    _sweep(one, seeds=[0])
+    both = tmp_path_factory.mktemp("faults-seeds01")
+    shutil.copytree(one, both, dirs_exist_ok=True)
+    _sweep(both)
+    return {(0,): one, (0, 1): both}
+
+
+def _start_from(trained, seeds, out):
+    """``out`` as the smoke sweep of ``seeds`` leaves it (a copy of the module's)."""
+    shutil.copytree(trained[seeds], out, dirs_exist_ok=True)
 
 
 @pytest.fixture
@@ -49,8 +67,8 @@ def full_disk(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["config.json", "losses.csv", ".checkpoint.pt.new", "losses.png", "samples.png"])
-def test_a_full_disk_inside_a_run_is_a_recorded_failure_and_the_rerun_finishes(tmp_path, full_disk, name):
-    _sweep(tmp_path, seeds=[0])
+def test_a_full_disk_inside_a_run_is_a_recorded_failure_and_the_rerun_finishes(tmp_path, trained, full_disk, name):
+    _start_from(trained, (0,), tmp_path)
     before = _records(tmp_path)
     full_disk(name)
     summary = _sweep(tmp_path)
@@ -65,8 +83,8 @@ def test_a_full_disk_inside_a_run_is_a_recorded_failure_and_the_rerun_finishes(t
 
 
 @pytest.mark.parametrize("name", ["record.json", "table4.csv"])
-def test_a_full_disk_where_nothing_can_be_recorded_is_a_one_line_error(tmp_path, full_disk, name):
-    _sweep(tmp_path, seeds=[0])
+def test_a_full_disk_where_nothing_can_be_recorded_is_a_one_line_error(tmp_path, trained, full_disk, name):
+    _start_from(trained, (0,), tmp_path)
     before = _records(tmp_path)
     full_disk(name)
     with pytest.raises(WriteError, match=f"cannot write .*{name}: No space left on device"):
@@ -79,8 +97,8 @@ def test_a_full_disk_where_nothing_can_be_recorded_is_a_one_line_error(tmp_path,
 
 
 @pytest.mark.parametrize("text", ["", '{"status": "finished", "mod', "[]", '{"status": "finished"}', "\x00\x01"])
-def test_a_corrupt_record_is_moved_aside_the_run_redone_and_the_leaderboard_built(tmp_path, text, caplog):
-    _sweep(tmp_path)
+def test_a_corrupt_record_is_moved_aside_the_run_redone_and_the_leaderboard_built(tmp_path, trained, text, caplog):
+    _start_from(trained, (0, 1), tmp_path)
     before = _records(tmp_path)
     bad = next(tmp_path.glob("runs/ring8/vae/*/seed1/record.json"))
     bad.write_text(text)
@@ -101,7 +119,7 @@ def test_an_unusable_out_is_a_one_line_error_before_any_run(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     for out, message in ((a_file, "is a file, not a folder"), (a_file / "below", "cannot be written")):
-        result = run_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--out", str(out))
+        result = invoke_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--out", str(out))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
@@ -114,8 +132,8 @@ def test_a_truncated_data_file_is_named_with_its_size(tmp_path, data_root):
             (raw / path.name).write_bytes(path.read_bytes())
     cut = raw / "t10k-images-idx3-ubyte"
     cut.write_bytes(cut.read_bytes()[:5000])
-    result = run_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke", "--data-root", str(tmp_path),
-                     "--out", str(tmp_path / "out"))
+    result = invoke_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke", "--data-root", str(tmp_path),
+                        "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{cut} is present but 5000 bytes where its header says 7840016" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -144,7 +162,7 @@ def test_a_hostile_checkpoint_is_refused_on_resume_rescore_curve_and_export(tmp_
     out = tmp_path / "out"
     args = ("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--set", "train.snapshot_every=4",
             "--out", str(out))
-    assert run_cli(*args).returncode == 0
+    assert invoke_cli(*args).returncode == 0
     run_dir = next(out.glob("runs/ring8/vae/*/seed0"))
     finished = json.loads((run_dir / "record.json").read_text())
     marker = tmp_path / "pwned"
@@ -160,15 +178,16 @@ def test_a_hostile_checkpoint_is_refused_on_resume_rescore_curve_and_export(tmp_
         assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
 
     (run_dir / "record.json").write_text(json.dumps({**finished, "status": "running"}))
-    refused(run_cli(*args))  # resume
+    refused(invoke_cli(*args))  # resume
     trimmed = {**finished, "metrics": {k: v for k, v in finished["metrics"].items() if k != "mmd"}}
     (run_dir / "record.json").write_text(json.dumps(trimmed))
-    refused(run_cli("rescore", "--dataset", "ring8", "--out", str(out)))
+    refused(invoke_cli("rescore", "--dataset", "ring8", "--out", str(out)))
     (run_dir / "record.json").write_text(json.dumps(finished))
-    refused(run_cli("curve", str(run_dir), "--metric", "mmd"))
-    refused(run_cli("export-nifti", str(run_dir)))
+    refused(invoke_cli("curve", str(run_dir), "--metric", "mmd"))
+    refused(invoke_cli("export-nifti", str(run_dir)))
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_while_the_leaderboards_are_written_exits_130(tmp_path):
     code = ("import sys, gvae_bench.sweep as sweep\n"
             "def interrupted(*args):\n    raise KeyboardInterrupt\n"
