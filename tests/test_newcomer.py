@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli
 from gvae_bench.benchmarks.torchvision_images import MNIST
 from gvae_bench.errors import DataMissingError
 from gvae_bench.profiles import profile_names
@@ -27,8 +27,8 @@ def test_the_default_output_folder_is_git_ignored_and_apart_from_the_reference()
 
 
 def test_a_sweep_off_a_terminal_logs_progress_lines(tmp_path):
-    result = run_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--set", "train.steps=300",
-                     "--out", str(tmp_path), env={"GVAE_BENCH_PROGRESS_SECONDS": "0"})
+    result = invoke_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--set", "train.steps=300",
+                        "--out", str(tmp_path), env={"GVAE_BENCH_PROGRESS_SECONDS": "0"})
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert any("vae/ring8 seed 0: starting in" in line for line in lines)
@@ -38,7 +38,7 @@ def test_a_sweep_off_a_terminal_logs_progress_lines(tmp_path):
 
 
 def test_help_lists_every_profile():
-    result = run_cli("--help")
+    result = invoke_cli("--help")
     text = " ".join(result.stdout.split())
     assert all(name in text for name in profile_names()) and "likelihood" in text
 

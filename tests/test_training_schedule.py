@@ -53,7 +53,7 @@ def test_dynamic_binarization_draws_fresh_binary_batches_with_the_grey_level_as_
 
 
 def test_curve_command_evaluates_every_snapshot(tmp_path: Path):
-    from conftest import run_cli
+    from conftest import invoke_cli
 
     from gvae_bench.run import execute_run
     from gvae_bench.runs import RunSpec, resolve
@@ -64,11 +64,11 @@ def test_curve_command_evaluates_every_snapshot(tmp_path: Path):
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     (run_dir / SNAPSHOT_FOLDER).mkdir()
     torch.save({"step": 4, "model": state["model"]}, run_dir / SNAPSHOT_FOLDER / "step4.pt")
-    result = run_cli("curve", str(run_dir), "--metric", "elbo", "--set", "eval.likelihood_images=30")
+    result = invoke_cli("curve", str(run_dir), "--metric", "elbo", "--set", "eval.likelihood_images=30")
     assert result.returncode == 0, result.stderr
     lines = (run_dir / "curve_elbo.csv").read_text().splitlines()
     assert lines[0].startswith("# elbo of vae on ring8") and lines[1] == "step,epoch,value,n_real"
     assert [line.split(",")[0] for line in lines[2:]] == ["4", "8"] and lines[2].endswith(",30")
     assert (run_dir / "curve_elbo.png").stat().st_size > 0
-    bad = run_cli("curve", str(run_dir), "--metric", "nope")
+    bad = invoke_cli("curve", str(run_dir), "--metric", "nope")
     assert bad.returncode == 2 and "unknown metric 'nope'" in bad.stderr

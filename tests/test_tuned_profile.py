@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from conftest import run_cli  # noqa: E402
+from conftest import invoke_cli  # noqa: E402
 from gvae_bench import profiles  # noqa: E402
 from gvae_bench.errors import UserError  # noqa: E402
 from gvae_bench.records import RunStatus  # noqa: E402
@@ -69,7 +69,7 @@ def test_a_model_without_a_study_is_a_user_error(studies, tuned_smoke, data_root
 
 
 def test_the_tuned_profile_without_studies_is_a_one_line_error(tmp_path):
-    result = run_cli("--models", "vae", "--dataset", "ring8", "--profile", "tuned", "--out", str(tmp_path))
+    result = invoke_cli("--models", "vae", "--dataset", "ring8", "--profile", "tuned", "--out", str(tmp_path))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no tuned configurations for ring8" in lines[0] and "runner.py tune" in lines[0]
