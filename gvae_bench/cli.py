@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from gvae_bench.profiles import profile_names
 from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
 
 log = logging.getLogger("gvae_bench")
+
+
+#: the environment variable giving --workers its default
+WORKERS_ENV = "GVAE_BENCH_WORKERS"
 
 
 class CLIError(click.ClickException):
@@ -74,6 +79,9 @@ def _cpus(text: str) -> float:
 @click.option("--tuned-from", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="With --profile tuned: the folder whose tuning/<dataset>/best_configs.toml gives each model's "
                    "tuned configuration (default: --out; the committed studies are in results/reference).")
+@click.option("--tuned-dataset", default=None, metavar="NAME",
+              help="With --profile tuned: take the configurations tuned on this dataset (e.g. mnist's for fashion_mnist, "
+                   "which has no study of its own); each record names the study it came from.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train and evaluate; auto takes CUDA when torch sees it.")
 @click.option("--executor", default="local", show_default=True,
@@ -85,13 +93,17 @@ def _cpus(text: str) -> float:
 @click.option("--cpus-per-run", "cpus_text", default=None, metavar="N",
               help="With --executor ray: CPUs each run declares, and its torch threads (unless its config pins "
                    "train.threads). Default: the threads a local run would use.")
+@click.option("--workers", "workers_text", default=lambda: os.environ.get(WORKERS_ENV, "auto"), show_default="auto",
+              metavar="N|auto",
+              help="With the local executor: runs at once, each in a process of its own, the CPUs split between "
+                   f"them (auto: one per CPU; 1: one after another in this process). Default: ${WORKERS_ENV}, else auto.")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(path_type=Path),
               help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
 @click.pass_context
 def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, tuned_from,
         device,
-        executor, ray_address, cpus_text, plugins, verbose):
+        executor, ray_address, cpus_text, workers_text, plugins, verbose, tuned_dataset):
     """Train generative models on a benchmark with one shared runner, evaluate them with one
     metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
 
@@ -111,9 +123,22 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
     from gvae_bench.executors import ExecutorOptions
 
     options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
-                              plugins=tuple(plugins))
+                              plugins=tuple(plugins), workers=_workers(workers_text))
     _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
-                          executor, options, tuned_from))
+                          executor, options, tuned_from, tuned_dataset))
+
+
+def _workers(text: str) -> int | None:
+    """``auto`` -> None (one worker per CPU); else a whole number of at least 1."""
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise CLIError(f"--workers takes auto or a whole number of at least 1 (runs at once); got {text!r}")
+    return value
 
 
 def _load_plugins(plugins) -> None:
@@ -185,7 +210,7 @@ def _parse_value(text: str) -> object:
 
 
 def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
-           executor_options, tuned_from=None) -> None:
+           executor_options, tuned_from=None, tuned_dataset=None) -> None:
     from tqdm.auto import tqdm
 
     from gvae_bench.sweep import execute_sweep, plan_sweep
@@ -194,7 +219,7 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     plan = plan_sweep(models, dataset, profile=profile, seeds=_ints(seeds_text, "--seeds"),
                       latent_sizes=None if latent_text is None else _ints(latent_text, "--latent-sizes"),
                       settings=_parse_settings(settings), data_root=data_root, out=out, device=device,
-                      executor=executor_name, tuned_from=tuned_from)
+                      executor=executor_name, tuned_from=tuned_from, tuned_dataset=tuned_dataset)
     for note in plan.notes:
         click.echo(note, err=True)
     state: dict[str, Any] = {}
@@ -206,6 +231,10 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
         state["bar"] = tqdm(total=len(plan.specs), desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True,
                             disable=not executor.progress_bar, postfix="failures=0")
         state["failures"] = 0
+        if hasattr(executor, "on_progress") and sys.stderr.isatty():  # parallel local runs: done, running, waiting
+            # and the sweep's time left on the bar (off a terminal: a progress line every 30 s instead)
+            executor.on_progress = lambda progress: state["bar"].set_postfix_str(
+                f"{progress.line()}, failures={state['failures']}", refresh=True)
 
     def report(result) -> None:
         bar = state["bar"]

@@ -4,7 +4,8 @@ The runner turns the command line into a list of ``RunSpec`` and hands it to an 
 up by name in ``EXECUTORS``. A run writes only its own folder, so any executor may run them in any
 order and the leaderboard comes out the same.
 
-- ``local`` (the default) runs them one after another in this process.
+- ``local`` (the default) runs them one after another in this process, or with ``workers`` above
+  one several at once in child processes (``gvae_bench.parallel``).
 - ``ray`` runs each as one Ray task with declared resources (CPUs, and one GPU on ``cuda``):
   on a Ray instance it starts on this machine, or on an existing cluster it joins by address.
   Ray is an optional extra (``pip install 'gvae-bench[ray]'``); see ``docs/scaling.md``.
@@ -46,6 +47,9 @@ class ExecutorOptions:
     address: str | None = None
     cpus_per_run: float | None = None
     plugins: tuple[Path, ...] = ()
+    #: local executor: runs at once, each in a process of its own (None: one per CPU); 1: one after
+    #: another in this process
+    workers: int | None = 1
 
 
 class Executor(Protocol):
@@ -64,33 +68,51 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """One run after another in this process (the default); each run shows its own training bar."""
+    """The runs on this machine: with one worker one after another in this process (each run shows
+    its own training bar); with more, up to ``workers`` at once in child processes that share the
+    CPUs (``gvae_bench.parallel``), with one progress line for the sweep."""
 
-    progress_bar = False
+    def __init__(self, run_fn: Callable[[RunSpec], tuple[RunRecord, Outcome]] = execute_run,
+                 workers: int | None = 1, plugins: tuple[Path, ...] = ()) -> None:
+        self.run_fn, self.workers, self.plugins = run_fn, workers, plugins
+        self._parallel: Any = None
+        self.on_progress: Callable[[Any], None] | None = None
 
-    def __init__(self, run_fn: Callable[[RunSpec], tuple[RunRecord, Outcome]] = execute_run) -> None:
-        self.run_fn = run_fn
+    @property
+    def progress_bar(self) -> bool:
+        """True when the runs work in child processes (their training bars are not shown)."""
+        return self._parallel is not None
 
     @classmethod
     def from_options(cls, options: ExecutorOptions) -> "LocalExecutor":
-        """The local executor takes no options; cluster options given with it are a mistake."""
+        """The local executor takes ``workers``; cluster options given with it are a mistake."""
         given = [flag for flag, value in (("--ray-address", options.address), ("--cpus-per-run", options.cpus_per_run))
                  if value is not None]
         if given:
             raise UserError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to --executor ray; the "
-                            "local executor runs one run after another in this process")
-        return cls()
+                            "local executor takes --workers N (runs at once on this machine)")
+        return cls(workers=options.workers, plugins=options.plugins)
 
     def __enter__(self) -> "LocalExecutor":
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        return None
+        if self._parallel is not None:
+            self._parallel.__exit__(exc_type, exc, tb)
+            self._parallel = None
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
-        for spec in specs:
-            yield self.run_fn(spec)
+        from gvae_bench.parallel import ParallelLocalExecutor, split_threads
+
+        specs = list(specs)
+        workers, threads = split_threads(self.workers, len(specs))
+        if workers == 1:
+            return (self.run_fn(spec) for spec in specs)
+        log.info("running up to %d runs at once, %d torch thread(s) each", workers, threads)
+        self._parallel = ParallelLocalExecutor(workers, threads, self.plugins).__enter__()
+        self._parallel.on_progress = lambda progress: self.on_progress and self.on_progress(progress)
+        return self._parallel.run(specs)
 
 
 # --- Ray ------------------------------------------------------------------------------------------

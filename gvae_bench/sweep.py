@@ -135,13 +135,16 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
                latent_sizes: Iterable[int] | None = None,
                settings: Mapping[str, Iterable[tuple[str, Any]]] | None = None,
                data_root: Path | str | None = None, out: Path | str = DEFAULT_OUT, device: str = "auto",
-               executor: str = "local", check_data: bool = True, tuned_from: Path | str | None = None) -> SweepPlan:
+               executor: str = "local", check_data: bool = True, tuned_from: Path | str | None = None,
+               tuned_dataset: str | None = None) -> SweepPlan:
     """Validate a sweep and build its run specs.
 
     A profile with ``tuned_from`` (``tuned``) gives each model its best configuration from the tuning
     studies run at that profile (``<tuned_from or out>/tuning/<benchmark>/best_configs.toml``,
     ``gvae_bench.tuning_outputs.tuned_entry``), before ``settings``; each record names the study and
-    trial it came from (``tuning``).
+    trial it came from (``tuning``). ``tuned_dataset``: take the configurations tuned on that dataset
+    instead (a dataset without a study of its own, e.g. Fashion-MNIST with MNIST's: the reference
+    protocol's ``tuned_from_dataset``); the records name the study, so the tables can say so.
 
     ``settings``: config fields set after the profile, by section (``{"model": [("width", 32)]}``);
     ``data_root``: as ``resolve_data_root``; ``device``: ``auto``, ``cpu`` or ``cuda``. With ``check_data`` the benchmark's data are loaded
@@ -154,7 +157,10 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
         MODELS.get(name)
     benchmark_cls = BENCHMARKS.get(benchmark)
     get_profile(profile)
-    tuned = _tuned_settings(models, benchmark, profile, Path(tuned_from) if tuned_from is not None else Path(out))
+    if tuned_dataset is not None:
+        BENCHMARKS.get(tuned_dataset)
+    tuned = _tuned_settings(models, tuned_dataset or benchmark, profile,
+                            Path(tuned_from) if tuned_from is not None else Path(out))
     check_executor(executor)
     seed_values, notes = _seeds(seeds)
     sizes = None if latent_sizes is None else tuple(latent_sizes)
@@ -196,6 +202,7 @@ def _tuned_settings(models: Sequence[str], benchmark: str, profile: str,
     found = {}
     for model in models:
         fields, info = tuned_entry(folder, benchmark, model, studied)
+        info["tuned_on"] = benchmark
         found[model] = (tuple(fields), (("tuning", tuple(info.items())),))  # hashable, as a RunSpec is
     return found
 

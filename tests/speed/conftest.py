@@ -180,6 +180,7 @@ class SpeedReport:
     mmd: list[dict[str, Any]] = field(default_factory=list)
     mmd_memory: list[dict[str, Any]] = field(default_factory=list)
     ms_ssim: list[dict[str, Any]] = field(default_factory=list)
+    sweep: list[str] = field(default_factory=list)  # the parallel sweep's lines, ready to print
 
     @property
     def clock(self) -> str:
@@ -241,6 +242,7 @@ class SpeedReport:
                     f"ours/torchmetrics {row['ratio'][clock]} ({other}: {row['ratio'][other]}): goal >= 1.0x "
                     f"{verdict(row['ratio'][clock], 1.0, True)}; ours at the production setting "
                     f"({row['production_setting']}): {row['ours_production_pps'][clock]:.0f} pairs/s", ""]
+        out += self.sweep
         return out
 
 
