@@ -20,8 +20,9 @@ from gvae_bench.records import RunRecord
 
 log = logging.getLogger(__name__)
 
-#: detail fields that change what a value measures (likelihood and KID settings)
-PROTOCOL_DETAILS = ("k", "chains", "steps", "leapfrog", "heldout_images", "elbo_samples", "n_subsets",
+#: detail fields that change what a value measures (likelihood and KID settings; not ``heldout_images``,
+#: the images a GAN's observation noise was chosen on, which is part of the model being scored)
+PROTOCOL_DETAILS = ("k", "chains", "steps", "leapfrog", "elbo_samples", "n_subsets",
                     "subset_size")
 
 

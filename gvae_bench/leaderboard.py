@@ -303,4 +303,7 @@ def write_leaderboards(out: Path, dataset: str, protocol: Protocol | None | str 
         from gvae_bench.aggregate import write_aggregate
 
         written += write_aggregate(Path(out), protocol, by_dataset)
-    return written
+    from gvae_bench.readings import write_readings
+
+    readings = write_readings(Path(out))  # <out>/README.md from README.md.j2 over the tables just written
+    return written + ([readings] if readings else [])

@@ -1,0 +1,76 @@
+"""Readings that cannot drift: the committed README is the render of its template over the committed
+tables, a changed table changes the reading, and every number of the main README's results
+section is one the rendered reading (so a table) gives."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gvae_bench.errors import UserError
+from gvae_bench.readings import p, render
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "results" / "reference"
+NUMBER = re.compile(r"(?<![\w.\-])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w])")
+
+
+def test_the_committed_readings_are_the_render_of_their_template():
+    rendered = render(REFERENCE)
+    committed = (REFERENCE / "README.md").read_text(encoding="utf-8")
+    assert committed == rendered, "results/reference/README.md is not README.md.j2 rendered over the tables: " \
+                                  "run python -m gvae_bench.readings results/reference"
+
+
+def _folder(tmp_path, mmd="0.0123"):
+    board = tmp_path / "leaderboards" / "mnist"
+    board.mkdir(parents=True)
+    (board / "table4.csv").write_text("row_kind,model,profile,latent_dim,mmd_mean,mmd_ci_low,mmd_ci_high,mmd_n,mmd_bold\n"
+                                      f"measured,gvae,quick,1000,{mmd},0.01,0.02,5,True\n"
+                                      "measured,vae,quick,32,0.5,0.4,0.6,3,False\n")
+    (board / "comparisons.csv").write_text(
+        "table,metric,profile,model_a,model_b,difference,ci_low,ci_high,p_value,p_holm,mean_a,mean_b,verdict\n"
+        "table4,mmd,quick,gvae,vae,-0.49,-0.6,-0.4,0.001,0.003,0.0123,0.5,A better\n")
+    (tmp_path / "README.md.j2").write_text(
+        "GVAE {{ cell('mnist', 'table4', 'gvae', 'quick', 'mmd')|g(3) }}; "
+        "{% set r = pair('mnist', 'mmd', 'vae', 'gvae', 'quick') %}{{ r.difference|g(2) }} [{{ r.ci_low|g(2) }}, "
+        "{{ r.ci_high|g(2) }}] {{ r.verdict }}; bold {{ bold('mnist', 'table4', 'quick', 'mmd')|join(',') }}\n")
+    return tmp_path
+
+
+def test_a_reading_follows_its_table_and_flips_a_pair_read_the_other_way(tmp_path):
+    out = _folder(tmp_path)
+    assert render(out) == "GVAE 0.0123; 0.49 [0.4, 0.6] B better; bold gvae\n"
+    (out / "leaderboards" / "mnist" / "table4.csv").write_text(
+        (out / "leaderboards" / "mnist" / "table4.csv").read_text().replace("0.0123", "0.0456"))
+    assert render(out).startswith("GVAE 0.0456;")
+
+
+def test_a_reading_that_cites_a_missing_row_is_an_error_not_an_empty_string(tmp_path):
+    out = _folder(tmp_path)
+    (out / "README.md.j2").write_text("{{ cell('mnist', 'table4', 'wgan_gp', 'quick', 'mmd') }}\n")
+    with pytest.raises(UserError, match="0 rows match"):
+        render(out)
+    (out / "README.md.j2").write_text("{{ nothing }}\n")
+    with pytest.raises(UserError, match="undefined"):
+        render(out)
+
+
+def test_p_values_are_written_with_their_precision():
+    assert (p(0.0249), p(0.0077), p(3e-5), p(1.0)) == ("0.025", "0.008", "3e-05", "1")
+
+
+def _results_section(text: str) -> str:
+    start = text.index("## Reference results")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_every_number_of_the_readme_results_section_is_in_the_rendered_reading():
+    section = _results_section((ROOT / "README.md").read_text(encoding="utf-8"))
+    section = re.sub(r"`[^`]*`|\([^)]*\.png\)|\]\([^)]*\)", " ", section)  # paths, commands, links
+    reading = (REFERENCE / "README.md").read_text(encoding="utf-8")
+    quoted = set(NUMBER.findall(section))
+    missing = sorted(n for n in quoted if not re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", reading))
+    assert not missing, f"numbers in README.md's results section that results/reference/README.md does not give: {missing}"
