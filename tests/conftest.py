@@ -25,8 +25,15 @@ def _data_root() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _classifier_cache(tmp_path_factory) -> None:
-    """Domain classifiers trained by tests go to a temporary cache, never to the user's."""
-    os.environ["GVAE_BENCH_CACHE"] = str(tmp_path_factory.mktemp("classifier-cache"))
+    """Domain classifiers trained by tests go to a temporary cache, never to the user's; under pytest-xdist
+    one cache for all the workers of the test run (writes are atomic, and a cached classifier is checked
+    against its SHA-256 before use), so that each classifier is trained once, not once per worker."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.getbasetemp().parent / "classifier-cache"  # the run's folder, above the workers'
+        folder.mkdir(exist_ok=True)
+    else:
+        folder = tmp_path_factory.mktemp("classifier-cache")
+    os.environ["GVAE_BENCH_CACHE"] = str(folder)
 
 
 @pytest.fixture(autouse=True, scope="session")
