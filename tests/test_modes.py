@@ -46,11 +46,11 @@ def test_stacked_mnist_modes_through_the_runner(tmp_path, data_root):
     import json
     import math
 
-    from tests.conftest import run_cli
+    from tests.conftest import invoke_cli
 
     out = tmp_path / "results"
-    result = run_cli("--models", "vae", "--dataset", "stacked_mnist", "--profile", "smoke",
-                     "--set", "eval.mode_samples=300", "--data-root", str(data_root), "--out", str(out))
+    result = invoke_cli("--models", "vae", "--dataset", "stacked_mnist", "--profile", "smoke",
+                        "--set", "eval.mode_samples=300", "--data-root", str(data_root), "--out", str(out))
     assert result.returncode == 0, result.stderr
     record = json.loads(next(out.glob("runs/stacked_mnist/vae/*/seed0/record.json")).read_text())
     modes, kl = record["metrics"]["modes"], record["metrics"]["mode_kl"]

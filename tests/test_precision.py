@@ -8,7 +8,7 @@ import json
 import torch
 
 from gvae_bench.contracts.benchmark import DataSpec
-from conftest import run_cli
+from conftest import invoke_cli
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.training import seed_everything, train
 from gvae_bench.models.vae import VAE, VAEConfig
@@ -34,9 +34,9 @@ def test_bf16_autocast_learns_like_fp32(tmp_path, data_root):
 
 
 def test_every_gan_style_model_trains_under_bf16_and_channels_last(tmp_path, data_root):
-    result = run_cli("--models", "wgan_gp,gvae,vae_gan,alpha_gan", "--dataset", "mnist", "--profile", "smoke",
-                     "--data-root", str(data_root), "--out", str(tmp_path),
-                     "--set", "train.precision=bf16", "--set", "train.channels_last=true")
+    result = invoke_cli("--models", "wgan_gp,gvae,vae_gan,alpha_gan", "--dataset", "mnist", "--profile", "smoke",
+                        "--data-root", str(data_root), "--out", str(tmp_path),
+                        "--set", "train.precision=bf16", "--set", "train.channels_last=true")
     assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "mnist").glob("*/*/seed0/record.json")]
     assert len(records) == 4 and all(r["status"] == "finished" for r in records)
@@ -45,6 +45,6 @@ def test_every_gan_style_model_trains_under_bf16_and_channels_last(tmp_path, dat
 
 
 def test_bad_precision_is_a_one_line_error(tmp_path, data_root):
-    result = run_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke", "--data-root", str(data_root),
-                     "--out", str(tmp_path), "--set", "train.precision=fp8")
+    result = invoke_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke", "--data-root", str(data_root),
+                        "--out", str(tmp_path), "--set", "train.precision=fp8")
     assert result.returncode == 2 and "precision must be one of fp32, bf16, got 'fp8'" in result.stderr

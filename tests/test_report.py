@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, invoke_cli
 from gvae_bench.report import write_report
 
 REFERENCE = REPO / "results" / "reference"
@@ -234,7 +234,7 @@ def check_report(browser: Browser, out: Path) -> None:
 def smoke_results(tmp_path_factory, data_root) -> Path:
     """A small sweep: two models on ring8, two seeds, the smoke profile."""
     out = tmp_path_factory.mktemp("report-smoke") / "results"
-    done = run_cli("--models", "vae,wgan_gp", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0,1", "--out", str(out))
+    done = invoke_cli("--models", "vae,wgan_gp", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0,1", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
