@@ -21,7 +21,7 @@ from PIL import Image
 from gvae_bench.benchmarks.cifar10 import CIFAR10, META_FILE, TEST_FILES, TRAIN_FILES, batch_arrays, read_batch_file
 from gvae_bench.checkpoints import UnsafeFileError
 from gvae_bench.errors import DataMissingError
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 MODELS = ["vae", "wgan_gp", "gvae", "vae_gan", "alpha_gan"]
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -152,8 +152,8 @@ def test_every_model_trains_on_it_with_colour_samples_and_classifier_metrics(cif
 
 
 def test_missing_files_offline_are_one_line_naming_the_folder_and_files(tmp_path):
-    result = run_cli("--models", "vae", "--dataset", "cifar10", "--profile", "smoke", "--data-root", str(tmp_path),
-                     "--out", str(tmp_path / "out"))
+    result = invoke_cli("--models", "vae", "--dataset", "cifar10", "--profile", "smoke", "--data-root", str(tmp_path),
+                        "--out", str(tmp_path / "out"))
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr

@@ -21,7 +21,7 @@ from gvae_bench.benchmarks._image_files import read_square
 from gvae_bench.benchmarks.image_folder import ImageFolder
 from gvae_bench.checkpoints import UnsafeFileError
 from gvae_bench.errors import DataMissingError
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 MODELS = ["vae", "wgan_gp", "gvae", "vae_gan", "alpha_gan"]
 FEATURE_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -212,8 +212,8 @@ def test_every_model_trains_on_a_labelled_colour_folder(class_folder, tmp_path):
 
 def test_the_documented_command_runs_on_a_folder_of_mnist_pngs(flat_folder, tmp_path):
     out = tmp_path / "out"
-    result = run_cli("--models", "vae,wgan_gp", "--dataset", "image_folder", "--set", f"benchmark.root={flat_folder}",
-                     "--profile", "smoke", "--out", str(out))
+    result = invoke_cli("--models", "vae,wgan_gp", "--dataset", "image_folder", "--set", f"benchmark.root={flat_folder}",
+                        "--profile", "smoke", "--out", str(out))
     assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in sorted(out.glob("runs/image_folder/*/*/seed0/record.json"))]
     assert [r["model"] for r in records] == ["vae", "wgan_gp"]
@@ -229,16 +229,16 @@ def test_the_documented_command_runs_on_a_folder_of_mnist_pngs(flat_folder, tmp_
 def test_the_classifier_command_trains_the_classifier_of_a_labelled_folder(class_folder, flat_folder):
     from gvae_bench.classifier import train_classifier
 
-    result = run_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={class_folder}")
+    result = invoke_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={class_folder}")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     bench = _bench(class_folder)
     assert printed["dataset"] == "image_folder" and printed["n_train"] == bench.load().train.shape[0]
     _, record = train_classifier("image_folder", Path("unused"), source=bench.classifier_source())
     assert record["key"] == printed["key"]  # the very classifier a run on this folder uses (from the cache)
-    line = _one_line_error(run_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={flat_folder}"))
+    line = _one_line_error(invoke_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={flat_folder}"))
     assert "no class labels" in line and "subfolder" in line
-    line = _one_line_error(run_cli("classifier", "--dataset", "image_folder", "--set", "train.steps=3"))
+    line = _one_line_error(invoke_cli("classifier", "--dataset", "image_folder", "--set", "train.steps=3"))
     assert "only benchmark settings" in line
 
 
@@ -253,9 +253,9 @@ def test_an_empty_folder_or_a_missing_root_is_one_line_at_the_command_line(tmp_p
     empty = tmp_path / "empty"
     empty.mkdir()
     common = ("--models", "vae", "--dataset", "image_folder", "--profile", "smoke", "--out", str(tmp_path / "out"))
-    line = _one_line_error(run_cli(*common, "--set", f"benchmark.root={empty}"))
+    line = _one_line_error(invoke_cli(*common, "--set", f"benchmark.root={empty}"))
     assert str(empty) in line and "no image files" in line and ".png" in line
-    line = _one_line_error(run_cli(*common))
+    line = _one_line_error(invoke_cli(*common))
     assert "--set benchmark.root=DIR" in line
 
 
