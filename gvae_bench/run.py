@@ -36,7 +36,8 @@ from gvae_bench.records import (
 )
 from gvae_bench.runs import ResolvedRun, RunSpec, resolve
 from gvae_bench.checkpoints import CHECKPOINT_FILE, load_weights
-from gvae_bench.training import Intermediate, progress_log, seed_everything, train
+from gvae_bench.tracking import NoTracker, open_tracker
+from gvae_bench.training import Intermediate, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ def _execute_locked(resolved: ResolvedRun, intermediate: Intermediate | None = N
         return existing, Outcome.SKIPPED
     splits = resolved.benchmark.load()  # a UserError here (missing data) stops the sweep
     record = new_record(resolved, existing)
-    progress_log.info("%s/%s seed %d: %s in %s", spec.model, spec.benchmark, spec.seed,
-                      "resuming" if existing is not None else "starting", run_dir)
     record.data = {"n_train": len(splits.train), "n_test": len(splits.test), **splits.info}
     try:
         write_record(run_dir, record)
@@ -184,8 +183,32 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord, i
         model = model.to(memory_format=torch.channels_last)
         train_data = train_data.contiguous(memory_format=torch.channels_last)
     description = f"{spec.model}/{spec.benchmark}/seed{spec.seed}"
+    tracker = _tracker(resolved, splits, description)
+    try:
+        _train_and_score(resolved, splits, record, intermediate, evaluate_test, model, train_data, description,
+                         tracker)
+    finally:
+        tracker.close()
+
+
+def _tracker(resolved: ResolvedRun, splits, description: str) -> NoTracker:
+    """The run's live log (``RunSpec.log``: none, or TensorBoard under ``<out>/tensorboard``)."""
+    spec, benchmark = resolved.spec, resolved.benchmark
+    points = benchmark.spec.kind == "points"
+    return open_tracker(spec.log, spec.out, resolved.run_dir, benchmark.spec,
+                        resolved.eval.n_samples if points else resolved.eval.grid_size, spec.seed, title=description,
+                        real=splits.test[: resolved.eval.n_samples] if points else None,
+                        modes=benchmark.modes if points else None, config=resolved.config())
+
+
+def _train_and_score(resolved: ResolvedRun, splits, record: RunRecord, intermediate: Intermediate | None,
+                     evaluate_test: bool, model, train_data: torch.Tensor, description: str,
+                     tracker: NoTracker) -> None:
+    spec, run_dir = resolved.spec, resolved.run_dir
+    device = torch.device(spec.device)
     outcome = train(model, train_data, resolved.train, run_dir, spec.seed, description,
-                    resolved.benchmark.train_batch_transform(), intermediate)
+                    resolved.benchmark.train_batch_transform(), intermediate,
+                    label=f"{spec.model}/{spec.benchmark} seed {spec.seed}", tracker=tracker)
     record.steps_done, record.resumed_from_step = outcome.steps_done, outcome.resumed_from
     record.train_seconds = round(outcome.seconds, 2)
     pictures.save_loss_curves(run_dir / "losses.png", outcome.loss_log, title=description)
@@ -199,6 +222,7 @@ def _train_evaluate_and_draw(resolved: ResolvedRun, splits, record: RunRecord, i
         return
     if evaluate_test:
         record.metrics = evaluate(model, resolved.benchmark, splits, resolved.eval, spec.seed, resolved.classifier)
+        tracker.metrics(outcome.steps_done, record.metrics)
     else:
         record.reason = "a tuning trial: trained and drawn, not evaluated on the test split"
     torch.manual_seed(spec.seed)
