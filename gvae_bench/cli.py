@@ -97,13 +97,16 @@ def _cpus(text: str) -> float:
               metavar="N|auto",
               help="With the local executor: runs at once, each in a process of its own, the CPUs split between "
                    f"them (auto: one per CPU; 1: one after another in this process). Default: ${WORKERS_ENV}, else auto.")
+@click.option("--log", "log_to", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
+              help="Live curves of each run: tensorboard logs losses, sample grids and final metrics under "
+                   "<out>/tensorboard (pip install '.[tensorboard]'; then tensorboard --logdir <out>/tensorboard).")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(path_type=Path),
               help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
 @click.pass_context
 def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, tuned_from,
         device,
-        executor, ray_address, cpus_text, workers_text, plugins, verbose, tuned_dataset):
+        executor, ray_address, cpus_text, workers_text, log_to, plugins, verbose, tuned_dataset):
     """Train generative models on a benchmark with one shared runner, evaluate them with one
     metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
 
@@ -125,7 +128,7 @@ def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_te
     options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
                               plugins=tuple(plugins), workers=_workers(workers_text))
     _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
-                          executor, options, tuned_from, tuned_dataset))
+                          executor, options, tuned_from, log_to, tuned_dataset))
 
 
 def _workers(text: str) -> int | None:
@@ -210,7 +213,7 @@ def _parse_value(text: str) -> object:
 
 
 def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
-           executor_options, tuned_from=None, tuned_dataset=None) -> None:
+           executor_options, tuned_from=None, log_to="none", tuned_dataset=None) -> None:
     from tqdm.auto import tqdm
 
     from gvae_bench.sweep import execute_sweep, plan_sweep
@@ -220,6 +223,13 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
                       latent_sizes=None if latent_text is None else _ints(latent_text, "--latent-sizes"),
                       settings=_parse_settings(settings), data_root=data_root, out=out, device=device,
                       executor=executor_name, tuned_from=tuned_from, tuned_dataset=tuned_dataset)
+    if log_to != "none":  # how runs are watched travels with each RunSpec, outside the config hash
+        import dataclasses
+
+        from gvae_bench.tracking import check_tracker
+
+        check_tracker(log_to)
+        plan = dataclasses.replace(plan, specs=tuple(dataclasses.replace(s, log=log_to) for s in plan.specs))
     for note in plan.notes:
         click.echo(note, err=True)
     state: dict[str, Any] = {}
