@@ -11,10 +11,10 @@ def test_classifier_learns_is_cached_with_its_record(tmp_path, monkeypatch, data
     monkeypatch.setenv("GVAE_BENCH_CACHE", str(tmp_path))
     config = ClassifierConfig(epochs=1, width=8, train_limit=3000, batch_size=32)
     model, record = train_classifier("mnist", data_root, config)
-    assert record["test_accuracy"] > 0.85  # 3000 images, one epoch; the real one is in results/
+    assert record["test_accuracy"] > 0.85  # 3000 images, one epoch; the pinned ones are in gvae_bench/pinned/
     assert record["n_test"] == 10000 and record["config"]["train_limit"] == 3000
     files = sorted(p.name for p in (tmp_path / "classifiers").iterdir())
-    assert files == [f"{record['key']}.json", f"{record['key']}.pt"]
+    assert files == [f"{record['key']}.json", f"{record['key']}.safetensors"]  # weights without pickle
     assert json.loads((tmp_path / "classifiers" / files[0]).read_text())["test_accuracy"] == record["test_accuracy"]
     again, cached = train_classifier("mnist", data_root, config)  # from the cache, not retrained
     assert cached == record

@@ -152,9 +152,11 @@ class EvalContext:
 
     @property
     def classifier_details(self) -> dict[str, Any]:
-        """Which classifier made the features: its cache key, test accuracy and feature size."""
+        """Which classifier made the features: its version (``<dataset>-v<N>`` when pinned), the
+        SHA-256 of its weights file, its cache key (unpinned only) and test accuracy."""
         record = self.classifier_record or {}
         return {"feature_space": f"{self.benchmark.classifier_dataset} classifier penultimate layer",
+                "classifier_version": record.get("version"), "classifier_sha256": record.get("sha256"),
                 "classifier_key": record.get("key"), "classifier_test_accuracy": record.get("test_accuracy")}
 
     def generator(self, purpose: str) -> torch.Generator:
