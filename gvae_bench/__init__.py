@@ -7,7 +7,7 @@ The concrete models, benchmarks (datasets) and metrics live in the top-level pac
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # PEP 562: ``gvae_bench.score`` without importing torch at ``import gvae_bench``
+def __getattr__(name: str) -> object:  # PEP 562: ``gvae_bench.score`` without importing torch at ``import gvae_bench``
     if name == "score":
         from gvae_bench.scoring import score
 
