@@ -32,9 +32,17 @@ REFERENCE_IQM: dict[str, tuple[float, float, float]] = {
     "B": (0.51, 0.48, 0.5399999999999999),
     "C": (0.21666666666666667, 0.16666666666666666, 0.2866666666666667),
 }
-REFERENCE_POI: dict[tuple[str, str], tuple[float, float, float]] = {}
+REFERENCE_POI: dict[tuple[str, str], tuple[float, float, float]] = {
+    ("A", "B"): (0.7, 0.45999999999999996, 0.9199999999999999),
+    ("A", "C"): (1.0, 1.0, 1.0),
+    ("B", "C"): (1.0, 1.0, 1.0),
+}
 REFERENCE_PROFILE_TAUS = np.array([0.3, 0.5, 0.6])
-REFERENCE_PROFILE: dict[str, tuple[list[float], list[float], list[float]]] = {}
+REFERENCE_PROFILE: dict[str, tuple[list[float], list[float], list[float]]] = {
+    "A": ([1.0, 0.6, 0.4], [1.0, 0.5, 0.2], [1.0, 0.8, 0.5]),
+    "B": ([1.0, 0.5, 0.1], [1.0, 0.5, 0.0], [1.0, 0.5, 0.3]),
+    "C": ([0.2, 0.0, 0.0], [0.0, 0.0, 0.0], [0.4, 0.0, 0.0]),
+}
 
 
 def _columns(matrix: np.ndarray) -> list[np.ndarray]:
