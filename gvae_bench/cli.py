@@ -301,18 +301,37 @@ def list_command() -> None:
 @click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose run records to tabulate.")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Results folder (the committed reference results: results/reference).")
-def leaderboard_command(dataset: str, out: Path) -> None:
+@click.option("--protocol", "protocol_path", type=click.Path(path_type=Path), default=None,
+              help="Study protocol TOML the tables answer (default: OUT/protocol.toml when present; docs/protocol.md).")
+def leaderboard_command(dataset: str, out: Path, protocol_path: Path | None) -> None:
     """Rebuild the leaderboards of one dataset from its run records alone."""
     from gvae_bench.leaderboard import write_leaderboards
-
+    from gvae_bench.protocol import protocol_for
     from gvae_bench.report import write_report
 
-    paths = write_leaderboards(out, dataset)
+    protocol = _guard(lambda: protocol_for(out, protocol_path))
+    paths = write_leaderboards(out, dataset, protocol)
     if not paths:
         raise CLIError(f"no finished run records under {out / 'runs' / dataset}; run a sweep first")
     for path in paths:
         click.echo(f"leaderboard: {path}")
     click.echo(f"report: {write_report(out)}")
+
+
+@cli.command("power")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder whose runs are the pilot (before the protocol's own runs exist).")
+@click.option("--protocol", "protocol_path", type=click.Path(path_type=Path), default=None,
+              help="Study protocol TOML (default: OUT/protocol.toml); power.csv/.md are written beside it.")
+def power_command(out: Path, protocol_path: Path | None) -> None:
+    """A-priori power: the seeds each confirmatory paired test needs, from the pilot runs' spread."""
+    from gvae_bench.power import write_power
+    from gvae_bench.protocol import PROTOCOL_FILE, read_protocol
+
+    path = protocol_path or out / PROTOCOL_FILE
+    protocol = _guard(lambda: read_protocol(path))
+    for written in _guard(lambda: write_power(out, protocol, path.parent)):
+        click.echo(f"power: {written}")
 
 
 @cli.command("report")

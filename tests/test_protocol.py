@@ -136,3 +136,21 @@ def test_runs_scored_by_different_classifiers_are_neither_pooled_nor_compared(tm
     text = (tmp_path / "leaderboards" / "mnist" / "table4.md").read_text()
     assert "n/a (not pooled: seeds scored under different protocols" in text
     assert any("not pooled" in r.message for r in caplog.records)
+
+
+def test_the_leaderboard_command_names_a_protocol_and_refuses_a_bad_one_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from gvae_bench.cli import cli
+
+    for seed in range(2):
+        _write(tmp_path, "mnist", "a", seed, 0.01 + 0.001 * seed)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nversion = 1\n')
+    result = CliRunner().invoke(cli, ["leaderboard", "--dataset", "mnist", "--out", str(tmp_path), "--protocol", str(bad)])
+    assert result.exit_code == 2 and "missing" in result.output and len(result.output.strip().splitlines()) == 1
+    _protocol_file(tmp_path)
+    result = CliRunner().invoke(cli, ["power", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    power = _csv(tmp_path / "power.csv")
+    assert set(power.pilot_profile) == {"quick"} and len(power) == 6  # 3 pairs x 1 metric x 2 datasets
