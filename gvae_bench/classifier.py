@@ -9,7 +9,7 @@ with numbers from the same classifier record.
 
 A classifier is trained once per (dataset, data root, config) and cached outside the data root,
 under ``classifiers/`` in the harness's cache folder (``$GVAE_BENCH_CACHE``, see
-``gvae_bench.checkpoints.cache_folder``), as weights (``<key>.pt``) and a JSON record with its
+``gvae_bench.execution.checkpoints.cache_folder``), as weights (``<key>.pt``) and a JSON record with its
 test accuracy, input shape, class count, config, seed and software versions. A benchmark whose
 labels come with the user's own files (``Benchmark.classifier_source``) keys its classifier by a
 SHA-256 of the very tensors it is trained and tested on instead of the data root.
@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gvae_bench.checkpoints import cache_folder
+from gvae_bench.execution.checkpoints import cache_folder
 from gvae_bench.config import ConfigBase
 from gvae_bench.errors import UserError
 from gvae_bench.atomic import atomic_save, atomic_write_json
-from gvae_bench.records import now, software_versions
+from gvae_bench.results.records import now, software_versions
 from gvae_bench.registry import BENCHMARKS
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ A model states what it can do through its capability flags (``can_sample``, ``ca
 ``can_reconstruct``) and a metric states what it needs, so the evaluator answers "n/a" without
 special cases. A model file holds its losses and its update rule (``train_step``), nothing else:
 networks come from ``models.networks`` and the loop, logging and checkpoints from
-``gvae_bench.training``.
+``gvae_bench.execution.training``.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def domain_classifier(dataset: str, data_root: Path | str | None = None,
     the default, else the cached (or newly trained) one. ``data_root``: the data folder (default
     ``$GVAE_BENCH_DATA``, else ./data)."""
     from gvae_bench.classifier import train_classifier
-    from gvae_bench.runs import resolve_data_root
+    from gvae_bench.execution.runs import resolve_data_root
 
     return train_classifier(dataset, resolve_data_root(data_root), config)
 

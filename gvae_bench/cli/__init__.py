@@ -1,0 +1,482 @@
+"""gvae-bench command line: the only code that talks to the terminal.
+
+    python runner.py --models vae,wgan_gp --dataset mnist --profile quick
+    python runner.py list
+    python runner.py leaderboard --dataset mnist
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gvae_bench.errors import UserError
+from gvae_bench.profiles import profile_names
+from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
+
+log = logging.getLogger("gvae_bench")
+
+
+#: the environment variable giving --workers its default
+WORKERS_ENV = "GVAE_BENCH_WORKERS"
+
+
+class CLIError(click.ClickException):
+    """A one-line 'Error: ...' on stderr and exit status 2."""
+
+    exit_code = 2
+
+
+def _names(text: str, what: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise CLIError(f"--{what} needs at least one name, e.g. --{what} vae,wgan_gp")
+    return names
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}") from None
+    if not values:
+        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}")
+    return values
+
+
+def _cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise CLIError(f"--cpus-per-run takes a positive number of CPUs, e.g. 1, 2 or 0.5; got {text!r}")
+    return value
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--models", "models_text", metavar="A,B", help="Comma-separated registered model names (see `runner.py list`).")
+@click.option("--dataset", metavar="NAME", help="A registered benchmark name, e.g. mnist, fashion_mnist, ring8, grid25.")
+@click.option("--profile", default="quick", show_default=True, metavar="NAME",
+              help=f"Settings table from gvae_bench/profiles.toml: {', '.join(profile_names())} (what each runs: "
+                   "`runner.py list`).")
+@click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="Comma-separated seeds from 0 to 2^32 - 1; one run per model and seed (a repeated seed runs once).")
+@click.option("--latent-sizes", "latent_text", default=None, metavar="100,500",
+              help="Sweep the latent size: each model runs at each size (the paper's Table 5); writes table5.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one config field after the profile; SECTION is model, benchmark, train or eval, e.g. "
+                   "--set benchmark.mode=3d --set model.width=32 --set train.precision=bf16 (repeatable).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Folder holding the datasets in torchvision's layout (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py). Default: ${DATA_ROOT_ENV}, else ./data.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder: runs/<dataset>/<model>/... and leaderboards/<dataset>/. The default is git-ignored; "
+                   "the committed reference results are in results/reference.")
+@click.option("--tuned-from", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="With --profile tuned: the folder whose tuning/<dataset>/best_configs.toml gives each model's "
+                   "tuned configuration (default: --out; the committed studies are in results/reference).")
+@click.option("--tuned-dataset", default=None, metavar="NAME",
+              help="With --profile tuned: take the configurations tuned on this dataset (e.g. mnist's for fashion_mnist, "
+                   "which has no study of its own); each record names the study it came from.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train and evaluate; auto takes CUDA when torch sees it.")
+@click.option("--executor", default="local", show_default=True,
+              help="How the runs of the sweep are executed: local (one after another here) or ray (one Ray task per run; "
+                   "pip install '.[ray]'; see docs/scaling.md).")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="With --executor ray: join this existing Ray cluster (--out and the data must be on storage every node "
+                   "sees). Default: start Ray on this machine for the sweep.")
+@click.option("--cpus-per-run", "cpus_text", default=None, metavar="N",
+              help="With --executor ray: CPUs each run declares, and its torch threads (unless its config pins "
+                   "train.threads). Default: the threads a local run would use.")
+@click.option("--workers", "workers_text", default=lambda: os.environ.get(WORKERS_ENV, "auto"), show_default="auto",
+              metavar="N|auto",
+              help="With the local executor: runs at once, each in a process of its own, the CPUs split between "
+                   f"them (auto: one per CPU; 1: one after another in this process). Default: ${WORKERS_ENV}, else auto.")
+@click.option("--log", "log_to", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
+              help="Live curves of each run: tensorboard logs losses, sample grids and final metrics under "
+                   "<out>/tensorboard (pip install '.[tensorboard]'; then tensorboard --logdir <out>/tensorboard).")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(path_type=Path),
+              help="A Python file that registers extra models, benchmarks or metrics (repeatable).")
+@click.option("-v", "--verbose", is_flag=True, help="Log each step of the harness (INFO level).")
+@click.pass_context
+def cli(ctx: click.Context, models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, tuned_from,
+        device,
+        executor, ray_address, cpus_text, workers_text, log_to, plugins, verbose, tuned_dataset):
+    """Train generative models on a benchmark with one shared runner, evaluate them with one
+    metrics suite, and write leaderboards (CSV and Markdown) in the form of the GVAE paper's tables.
+
+    Example: python runner.py --models vae,wgan_gp --dataset mnist --profile quick --seeds 0,1,2
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not sys.stderr.isatty():  # no progress bars off a terminal: a line per run start and a line every 30 s
+        logging.getLogger("gvae_bench.progress").setLevel(logging.INFO)
+    ctx.ensure_object(dict)
+    ctx.obj.update(plugins=plugins)
+    _load_plugins(plugins)
+    if ctx.invoked_subcommand is not None:
+        return
+    if not models_text or not dataset:
+        raise CLIError("give --models and --dataset (e.g. --models vae,wgan_gp --dataset mnist), or a command such as `list`; see --help")
+    _guard(lambda: _precheck(models_text, dataset, profile, seeds_text, latent_text, settings))
+    from gvae_bench.execution.executors import ExecutorOptions
+
+    options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text),
+                              plugins=tuple(plugins), workers=_workers(workers_text))
+    _guard(lambda: _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device,
+                          executor, options, tuned_from, log_to, tuned_dataset))
+
+
+def _workers(text: str) -> int | None:
+    """``auto`` -> None (one worker per CPU); else a whole number of at least 1."""
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise CLIError(f"--workers takes auto or a whole number of at least 1 (runs at once); got {text!r}")
+    return value
+
+
+def _load_plugins(plugins) -> None:
+    """Import the --plugin files (and with them every built-in plugin). Without any, nothing is
+    imported here: the registries import their plugins when first asked for one, and `list` and the
+    name checks read the built-ins' names from source (gvae_bench.cli.plugin_index)."""
+    if not plugins:
+        return
+    from gvae_bench.registry import load_plugin_file
+
+    def load() -> None:
+        for path in plugins:
+            load_plugin_file(path)
+
+    _guard(load)
+
+
+def _precheck(models_text: str, dataset: str, profile: str, seeds_text: str, latent_text: str | None,
+              settings: tuple[str, ...]) -> None:
+    """The sweep's checks of its text and names (_sweep and plan_sweep make them again), in their
+    order and words, before the sweep's modules (torch) are imported: bad input is a one-line error at once."""
+    from gvae_bench.cli.plugin_index import listing
+    from gvae_bench.profiles import get_profile
+
+    models = _names(models_text, "models")
+    _ints(seeds_text, "--seeds")
+    if latent_text is not None:
+        _ints(latent_text, "--latent-sizes")
+    _parse_settings(settings)
+    registered = listing()
+    for kind, names in (("model", models), ("benchmark", [dataset])):
+        known = [name for name, _ in registered[f"{kind}s"]]
+        for name in names:
+            if name not in known:
+                raise UserError(f"unknown {kind} {name!r}; registered {kind}s: {', '.join(known)}")
+    get_profile(profile)
+
+
+def _guard(action):
+    """Turn bad input into a one-line error with exit status 2."""
+    try:
+        return action()
+    except UserError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
+    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),), ...}; values read as JSON when they
+    parse (numbers, true/false, null), else kept as text."""
+    parsed: dict[str, list] = {"benchmark": [], "model": [], "train": [], "eval": []}
+    for item in settings:
+        target, _, rest = item.partition(".")
+        name, eq, text = rest.partition("=")
+        if target not in parsed or not name or not eq:
+            raise CLIError(f"--set takes {'|'.join(parsed)}.FIELD=VALUE, e.g. --set benchmark.mode=3d "
+                           f"or --set train.precision=bf16; got {item!r}")
+        parsed[target].append((name, _parse_value(text)))
+    return {key: tuple(values) for key, values in parsed.items()}
+
+
+def _parse_value(text: str) -> object:
+    """A setting's value: JSON when it parses (numbers, true/false, null), else the text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
+           executor_options, tuned_from=None, log_to="none", tuned_dataset=None) -> None:
+    from tqdm.auto import tqdm
+
+    from gvae_bench.execution.sweep import execute_sweep, plan_sweep
+
+    models = _names(models_text, "models")
+    plan = plan_sweep(models, dataset, profile=profile, seeds=_ints(seeds_text, "--seeds"),
+                      latent_sizes=None if latent_text is None else _ints(latent_text, "--latent-sizes"),
+                      settings=_parse_settings(settings), data_root=data_root, out=out, device=device,
+                      executor=executor_name, tuned_from=tuned_from, tuned_dataset=tuned_dataset)
+    if log_to != "none":  # how runs are watched travels with each RunSpec, outside the config hash
+        import dataclasses
+
+        from gvae_bench.execution.tracking import check_tracker
+
+        check_tracker(log_to)
+        plan = dataclasses.replace(plan, specs=tuple(dataclasses.replace(s, log=log_to) for s in plan.specs))
+    for note in plan.notes:
+        click.echo(note, err=True)
+    state: dict[str, Any] = {}
+
+    def announce(executor) -> None:
+        click.echo(f"{len(plan.specs)} run(s): {', '.join(plan.models)} on {dataset}, profile {profile}, seeds "
+                   f"{','.join(map(str, plan.seeds))}", err=True)
+        # one overall bar where the runs work out of sight (e.g. on Ray workers, whose training bars are not shown)
+        state["bar"] = tqdm(total=len(plan.specs), desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True,
+                            disable=not executor.progress_bar, postfix="failures=0")
+        state["failures"] = 0
+        if hasattr(executor, "on_progress") and sys.stderr.isatty():  # parallel local runs: done, running, waiting
+            # and the sweep's time left on the bar (off a terminal: a progress line every 30 s instead)
+            executor.on_progress = lambda progress: state["bar"].set_postfix_str(
+                f"{progress.line()}, failures={state['failures']}", refresh=True)
+
+    def report(result) -> None:
+        bar = state["bar"]
+        line = f"  {result.line()}"
+        if not bar.disable:
+            bar.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
+        state["failures"] += result.problem
+        bar.set_postfix_str(f"failures={state['failures']}", refresh=False)
+        bar.update(1)
+
+    try:
+        summary = execute_sweep(plan, executor_name, executor_options, on_start=announce, on_result=report)
+    finally:
+        if "bar" in state:
+            state["bar"].close()
+    if summary.interrupted:
+        click.echo(f"interrupted after {len(summary.results)} of {len(plan.specs)} run(s); finished runs are kept, "
+                   "and the same command resumes the rest", err=True)
+        sys.exit(summary.exit_status)
+    for path in summary.leaderboards:
+        if path.suffix == ".md":
+            click.echo(f"leaderboard: {path}")
+    if summary.report is not None:
+        click.echo(f"report: {summary.report}")
+    if summary.held:
+        click.echo(f"{len(summary.held)} run(s) still running in another process: "
+                   f"{', '.join(r.label for r in summary.held)}; the leaderboard leaves them out until they finish "
+                   "(that process rewrites it then)", err=True)
+    if summary.problems:
+        click.echo(f"{len(summary.problems)} run(s) did not finish: {', '.join(r.label for r in summary.problems)} "
+                   "(see their record.json)", err=True)
+    if summary.exit_status:
+        sys.exit(summary.exit_status)
+
+
+@cli.command("list")
+def list_command() -> None:
+    """Print every registered model, benchmark and metric with a one-line description."""
+    from gvae_bench.cli.plugin_index import listing
+    from gvae_bench.profiles import load_profiles
+
+    for title, entries in _guard(listing).items():
+        click.echo(f"{title}:")
+        for name, description in entries:
+            click.echo(f"  {name:<16} {description}")
+    click.echo("profiles:")
+    for name, profile in load_profiles().items():
+        click.echo(f"  {name:<16} {profile.get('description', '')}")
+
+
+@cli.command("leaderboard")
+@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose run records to tabulate.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder (the committed reference results: results/reference).")
+@click.option("--protocol", "protocol_path", type=click.Path(path_type=Path), default=None,
+              help="Study protocol TOML the tables answer (default: OUT/protocol.toml when present; docs/protocol.md).")
+def leaderboard_command(dataset: str, out: Path, protocol_path: Path | None) -> None:
+    """Rebuild the leaderboards of one dataset from its run records alone."""
+    from gvae_bench.results.leaderboard import write_leaderboards
+    from gvae_bench.results.protocol import protocol_for
+    from gvae_bench.report import write_report
+
+    protocol = _guard(lambda: protocol_for(out, protocol_path))
+    paths = write_leaderboards(out, dataset, protocol)
+    if not paths:
+        raise CLIError(f"no finished run records under {out / 'runs' / dataset}; run a sweep first")
+    for path in paths:
+        click.echo(f"leaderboard: {path}")
+    click.echo(f"report: {write_report(out)}")
+
+
+@cli.command("power")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder whose runs are the pilot (before the protocol's own runs exist).")
+@click.option("--protocol", "protocol_path", type=click.Path(path_type=Path), default=None,
+              help="Study protocol TOML (default: OUT/protocol.toml); power.csv/.md are written beside it.")
+def power_command(out: Path, protocol_path: Path | None) -> None:
+    """A-priori power: the seeds each confirmatory paired test needs, from the pilot runs' spread."""
+    from gvae_bench.results.power import write_power
+    from gvae_bench.results.protocol import PROTOCOL_FILE, read_protocol
+
+    path = protocol_path or out / PROTOCOL_FILE
+    protocol = _guard(lambda: read_protocol(path))
+    for written in _guard(lambda: write_power(out, protocol, path.parent)):
+        click.echo(f"power: {written}")
+
+
+@cli.command("report")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder whose records and leaderboards to show (the committed ones: results/reference).")
+def report_command(out: Path) -> None:
+    """Write the static HTML report OUT/report/ (every leaderboard beside its models' pictures)."""
+    from gvae_bench.report import write_report
+
+    if not (out / "runs").is_dir():
+        raise CLIError(f"no run records under {out / 'runs'}; run a sweep first, or pass --out results/reference")
+    click.echo(f"report: {_guard(lambda: write_report(out))}")
+
+
+@cli.command("rescore")
+@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose finished runs to rescore.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder (the committed reference results: results/reference).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:
+    """Add metrics registered since the runs finished (from their checkpoints), then rebuild the leaderboards."""
+    from gvae_bench.results.leaderboard import write_leaderboards
+    from gvae_bench.execution.run import rescore
+
+    root = resolve_data_root(data_root)
+    for record_path in sorted((out / "runs" / dataset).glob("**/record.json")):
+        added = _guard(lambda: rescore(record_path.parent, root))
+        if added:
+            click.echo(f"  {record_path.parent}: added {', '.join(added)}", err=True)
+    for path in write_leaderboards(out, dataset):
+        click.echo(f"leaderboard: {path}")
+
+
+@cli.command("curve")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metric", required=True, metavar="NAME", help="A registered metric, e.g. iwae_nll.")
+@click.option("--set", "changes", multiple=True, metavar="eval.FIELD=VALUE",
+              help="Change an evaluation setting for the curve, e.g. --set eval.likelihood_images=1000.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def curve_command(run_dir: Path, metric: str, changes: tuple[str, ...], data_root: Path | None) -> None:
+    """Evaluate METRIC at every weight snapshot of a finished run (train.snapshot_every) and write
+    RUN_DIR/curve_METRIC.csv and .png."""
+    from gvae_bench.execution.curves import metric_curve
+
+    eval_changes = {}
+    for item in changes:
+        key, _, value = item.partition("=")
+        if not key.startswith("eval.") or not value:
+            raise CLIError(f"--set {item!r}: expected eval.FIELD=VALUE, e.g. eval.likelihood_images=1000")
+        eval_changes[key[len("eval."):]] = _parse_value(value)
+    root = resolve_data_root(data_root)
+    for row in _guard(lambda: metric_curve(run_dir, root, metric, eval_changes)):
+        click.echo(f"step {row['step']:>8}  epoch {row['epoch']:>9}  {metric} {row['value']:.4f}")
+    click.echo(f"curve: {run_dir / f'curve_{metric}.csv'}")
+
+
+@cli.command("export-nifti")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-n", "count", default=8, show_default=True, help="How many samples to generate.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def export_nifti_command(run_dir: Path, count: int, data_root: Path | None) -> None:
+    """Write samples of a finished CT run as NIfTI (HU, training spacing) into RUN_DIR/nifti/."""
+    import torch
+
+    from gvae_bench.execution.run import load_finished_run
+
+    root = resolve_data_root(data_root)
+    model, benchmark = _guard(lambda: load_finished_run(run_dir, root))
+    if not benchmark.can_export_nifti:
+        raise CLIError(f"{benchmark.registered_name} is not a CT benchmark; export-nifti takes runs of ct_folder or pancreas_ct")
+    torch.manual_seed(0)
+    for path in benchmark.write_nifti(model.sample_in_batches(count), run_dir / "nifti"):
+        click.echo(str(path))
+
+
+@cli.command("classifier")
+@click.option("--dataset", required=True, metavar="NAME",
+              help="A labelled benchmark: mnist, fashion_mnist, cifar10, or image_folder with class subfolders.")
+@click.option("--set", "settings", multiple=True, metavar="benchmark.FIELD=VALUE",
+              help="A benchmark setting, e.g. --set benchmark.root=DIR for image_folder (repeatable).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+@click.option("--retrain", is_flag=True,
+              help="Train DATASET's pinned classifier afresh and pin it as a new version (gvae_bench/pinned/); runs "
+                   "scored by the old version keep naming its SHA-256 and are not paired with new ones.")
+def classifier_command(dataset: str, settings: tuple[str, ...], data_root: Path | None, retrain: bool) -> None:
+    """Load the domain classifier of the feature-space metrics and print its record: the one a run on
+    DATASET with these settings uses, at the classifier's default training settings. MNIST and
+    Fashion-MNIST have pinned classifiers (weights shipped with the package, SHA-256 checked on every
+    load); other labelled datasets' are trained on first use and cached."""
+    import json
+
+    from gvae_bench.classifier import PINNED_DIR, cache_root, retrain_pinned, train_classifier
+    from gvae_bench.registry import BENCHMARKS
+
+    if retrain:
+        if settings:
+            raise CLIError("--retrain pins a registered dataset's classifier at its default settings; leave out --set")
+        entry = _guard(lambda: retrain_pinned(dataset, resolve_data_root(data_root)))
+        click.echo(json.dumps({"version": entry["version"], "file": entry["file"], "sha256": entry["sha256"],
+                               "test_accuracy": entry["record"]["test_accuracy"]}, indent=2))
+        click.echo(f"pinned in {PINNED_DIR}; commit the new file and classifiers.json", err=True)
+        return
+    parsed = _parse_settings(settings)
+    others = [f"{target}.{name}" for target, values in parsed.items() if target != "benchmark" for name, _ in values]
+    if others:
+        raise CLIError(f"classifier takes only benchmark settings (--set benchmark.FIELD=VALUE); got {', '.join(others)}")
+    root = resolve_data_root(data_root)
+
+    def train():
+        benchmark_cls = BENCHMARKS.get(dataset)
+        benchmark = benchmark_cls(root, benchmark_cls.Config.from_dict(dict(parsed["benchmark"])))
+        source = benchmark.classifier_source()
+        if source is None and benchmark.classifier_dataset is None and len(benchmark.spec.shape) == 3:
+            raise UserError(f"{dataset}: its data have no class labels here, so it has no domain classifier "
+                            "(for image_folder: put each class's images in a subfolder of its own)")
+        return train_classifier(benchmark.classifier_dataset or dataset, root, source=source)
+
+    model, record = _guard(train)
+    fields = ("dataset", "version", "sha256", "test_accuracy", "n_train", "n_test", "config", "key")
+    click.echo(json.dumps({k: record[k] for k in fields if k in record}, indent=2))
+    click.echo(f"pinned in {PINNED_DIR}" if record.get("pinned") else f"cached in {cache_root()}", err=True)
+
+
+from gvae_bench.cli import studies as cli_studies  # noqa: E402,F401  (registers tune and reproduce on this group)
+from gvae_bench.cli.score import score_command  # noqa: E402  (score two sets of images)
+
+cli.add_command(score_command)
+
+
+def main() -> None:
+    """The command line; Ctrl-C anywhere ends it with exit status 130 (finished records are kept)."""
+    try:
+        status = cli.main(prog_name="runner.py", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted; finished runs and written files are kept, and the same command resumes", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The command line's study commands: ``tune`` (an equal tuning budget per model) and ``reproduce``
+(rerun a recorded run and compare it with its seed spread). They register on ``gvae_bench.cli.cli``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gvae_bench.cli import _guard, _names, cli
+from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
+
+
+@cli.command("tune")
+@click.option("--models", "models_text", required=True, metavar="A,B", help="Registered model names to tune.")
+@click.option("--dataset", required=True, metavar="NAME", help="The benchmark to tune on (its training split only).")
+@click.option("--trials", type=int, default=None, help="Trials per model in all (default: the profile's budget in "
+              "gvae_bench/search_space.toml); a study that has them already adds none.")
+@click.option("--profile", default="smoke", show_default=True, metavar="NAME", help="The profile each trial runs.")
+@click.option("--steps", type=int, default=None, help="Training steps per trial (default: the budget's, else the profile's).")
+@click.option("--storage", default=None, metavar="URL", help="Optuna storage (default: sqlite under OUT/tuning/DATASET/; "
+              "an RDB URL such as postgresql://... shares the studies between machines).")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's and the trials' seed.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True, help="Results folder.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: the trials one after another here; ray: --workers Ray tasks share the studies "
+                   "(pip install '.[ray]'; see docs/scaling.md).")
+@click.option("--workers", type=int, default=None, help="With --executor ray: how many trials run at once (default 2).")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="With --executor ray: join this Ray cluster (give --storage an RDB URL and put --out on shared storage).")
+@click.option("--cpus-per-run", "cpus_text", default=None, metavar="N",
+              help="With --executor ray: CPUs each worker declares, and its torch threads (default 1).")
+def tune_command(models_text: str, dataset: str, trials: int | None, profile: str, steps: int | None,
+                 storage: str | None, sampler: str, seed: int, out: Path, data_root: Path | None, executor: str,
+                 workers: int | None, ray_address: str | None, cpus_text: str | None) -> None:
+    """Give every model the same tuning budget (Optuna): trials scored on a validation split carved
+    from the training data; writes OUT/tuning/DATASET/table_tuning.{csv,md}, plots and best_configs.toml."""
+    from gvae_bench.cli import CLIError, _cpus
+
+    models = _names(models_text, "models")
+    common = dict(trials=trials, profile=profile, steps=steps, out=out, data_root=resolve_data_root(data_root),
+                  storage=storage, seed=seed, sampler=sampler)
+    if executor == "local":
+        given = [flag for flag, value in (("--workers", workers), ("--ray-address", ray_address),
+                                          ("--cpus-per-run", cpus_text)) if value is not None]
+        if given:
+            flags = " and ".join(given)
+            raise CLIError(f"{flags} {'needs' if len(given) == 1 else 'need'} --executor ray; add it, or leave {flags} out")
+        from gvae_bench.tuning import tune
+
+        summary = _guard(lambda: tune(models, dataset, **common))
+    else:
+        from gvae_bench.execution.executors import ExecutorOptions
+        from gvae_bench.tuning.ray import tune_on_ray
+
+        def on_ray():
+            options = ExecutorOptions(address=ray_address, cpus_per_run=None if cpus_text is None else _cpus(cpus_text))
+            return tune_on_ray(models, dataset, workers=2 if workers is None else workers, options=options, **common)
+
+        summary = _guard(on_ray)
+    for study in summary.studies:
+        best = "none" if study.best_value is None else f"{study.best_value:.4g} with {study.best_fields}"
+        click.echo(f"  {study.model}: {study.trials} trial(s) ({study.added} new; {study.finished} finished, "
+                   f"{study.pruned} pruned, {study.failed} failed); best {summary.score} {best}", err=True)
+    for path in summary.files:
+        click.echo(f"tuning: {path}")
+
+
+@cli.command("reproduce")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT / "reproduce", show_default=True,
+              help="Scratch results folder for the rerun (never the run's own).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
+def reproduce_command(run_dir: Path, out: Path, data_root: Path | None) -> None:
+    """Rerun a finished run from its record alone into --out and compare each metric with the
+    recorded value, as a fraction of the seed-to-seed spread, and the environment with the recorded one."""
+    from gvae_bench.results.reproduce import REPORT_MD, reproduce
+
+    root = resolve_data_root(data_root)
+    report = _guard(lambda: reproduce(run_dir, out, root))
+    for row in report.rows:
+        click.echo(row.line())
+    click.echo(report.environment_line())
+    if report.note:
+        click.echo(f"note: {report.note}", err=True)
+    click.echo(f"reproduce: {report.scratch_run_dir / REPORT_MD}")

@@ -1,0 +1,277 @@
+"""Parallel local runs: a sweep's independent runs in several processes on this machine.
+
+``ParallelLocalExecutor`` runs up to ``workers`` runs at once, each in a process of its own
+(``multiprocessing``'s spawn context, so a child starts from a clean interpreter), with torch's
+thread count set to ``threads`` in every child before its run starts. A run writes only its own
+folder, so the records and the leaderboard are those of the same runs made one after another at
+the same thread count (CPU sums depend on the thread count, not on what else runs beside them).
+
+Each child reports its training steps through a queue; ``SweepProgress`` turns them into one line
+for the whole sweep: runs done, running and left, and the time left, estimated by placing the
+remaining steps of every run on the workers at the seconds per step measured so far.
+
+Ctrl-C reaches every process of the terminal's group: each child stops its run (the training loop
+saves a checkpoint first) and the executor cancels the runs not yet started. A SIGTERM sent to this
+process alone is passed on to the children as SIGINT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Callable, Iterable, Iterator
+
+from gvae_bench.errors import UserError
+from gvae_bench.results.records import Outcome, RunRecord
+from gvae_bench.execution.runs import RunSpec
+
+log = logging.getLogger(__name__)
+progress_log = logging.getLogger("gvae_bench.progress")
+
+#: seconds between two progress lines of the sweep when its output is not a terminal
+PROGRESS_SECONDS = 30.0
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def split_threads(workers: int | None, runs: int, cpus: int | None = None) -> tuple[int, int]:
+    """``(workers, threads per run)``: ``workers`` (None: as many as the CPUs, at most one per run)
+    processes, sharing the CPUs equally (at least one torch thread each)."""
+    cpus = cpus or available_cpus()
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers takes a whole number of at least 1 (runs at once); got {workers}")
+    count = min(workers or cpus, max(1, runs))
+    return count, max(1, cpus // count)
+
+
+@dataclasses.dataclass
+class _RunProgress:
+    label: str
+    model: str
+    total_steps: int
+    step: int = 0
+    first_step: int | None = None
+    started: float | None = None
+    seconds_per_step: float | None = None
+
+
+class SweepProgress:
+    """Where a parallel sweep stands: runs done, running and left, and an estimate of its time left."""
+
+    def __init__(self, entries: list[tuple[str, str, int]], workers: int) -> None:
+        self.runs = {label: _RunProgress(label, model, steps) for label, model, steps in entries}
+        self.workers = workers
+        self.done: set[str] = set()
+
+    def step(self, label: str, step: int, now: float) -> None:
+        """``label`` has done ``step`` of its steps at time ``now`` (``time.monotonic``)."""
+        run = self.runs[label]
+        if run.started is None or run.first_step is None:
+            run.started, run.first_step = now, step
+        elif step > run.first_step:
+            run.seconds_per_step = (now - run.started) / (step - run.first_step)
+        run.step = step
+
+    def finish(self, label: str) -> None:
+        self.done.add(label)
+
+    @property
+    def running(self) -> list[_RunProgress]:
+        return [r for r in self.runs.values() if r.started is not None and r.label not in self.done]
+
+    @property
+    def waiting(self) -> list[_RunProgress]:
+        return [r for r in self.runs.values() if r.started is None and r.label not in self.done]
+
+    def _rate(self, model: str) -> float | None:
+        rates = [r.seconds_per_step for r in self.runs.values() if r.seconds_per_step is not None]
+        same = [r.seconds_per_step for r in self.runs.values() if r.model == model and r.seconds_per_step is not None]
+        return (sum(same) / len(same)) if same else ((sum(rates) / len(rates)) if rates else None)
+
+    def seconds_left(self) -> float:
+        """The sweep's time left: each running run's remaining steps at its measured rate, then the
+        waiting runs placed in order on the first worker to come free (at their model's measured
+        seconds per step, else the mean of all measured); NaN before any rate is measured."""
+        free = []
+        for run in self.running:
+            rate = run.seconds_per_step or self._rate(run.model)
+            if rate is None:
+                return float("nan")
+            free.append(rate * max(0, run.total_steps - run.step))
+        free += [0.0] * max(0, self.workers - len(free))
+        free.sort()
+        for run in self.waiting:
+            rate = self._rate(run.model)
+            if rate is None:
+                return float("nan")
+            free[0] += rate * run.total_steps
+            free.sort()
+        return max(free) if free else 0.0
+
+    def line(self) -> str:
+        """One line: ``runs: 1 done, 2 running, 2 waiting; about 41m00s left for the sweep``; the time left
+        counts training steps (a run's evaluation after its last step is not in it)."""
+        left = len(self.runs) - len(self.done) - len(self.running)
+        evaluating = sum(1 for r in self.running if r.step >= r.total_steps)
+        seconds = self.seconds_left()
+        eta = "time left not yet measured" if not math.isfinite(seconds) else f"about {_duration(seconds)} left for the sweep"
+        scoring = f" ({evaluating} being scored, not counted)" if evaluating else ""
+        return f"runs: {len(self.done)} done, {len(self.running)} running, {left} waiting; {eta}{scoring}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+# --- the child processes ------------------------------------------------------------------------
+
+_child: dict[str, Any] = {}
+
+
+def _child_init(threads: int, plugins: tuple[str, ...], log_level: int, steps: Any) -> None:
+    """Set up a child: torch threads, the parent's log level, plugins, no terminal bars, the step queue."""
+    import torch
+
+    from gvae_bench.execution import training
+    from gvae_bench.registry import load_plugin_file, load_plugins
+
+    os.environ["TQDM_DISABLE"] = "1"  # one overall line in the parent instead of a bar per child
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(log_level)
+    logging.getLogger("gvae_bench.progress").setLevel(logging.WARNING)
+    torch.set_num_threads(threads)
+    load_plugins()
+    for path in plugins:
+        load_plugin_file(Path(path))
+    _child.update(steps=steps, interrupted=False, last=0.0)
+
+    def listener(description: str, step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - _child["last"] >= 1.0 or step == total:
+            _child["last"] = now
+            _child["steps"].put((_child["label"], step, now))
+
+    training.add_step_listener(listener)
+
+
+def _child_run(spec: RunSpec, label: str) -> tuple[str, Any]:
+    """One run in a child: ``("record", (record, outcome))``, ``("user_error", message)`` or
+    ``("interrupted", None)`` (Ctrl-C: this child takes no further run)."""
+    from gvae_bench.execution.run import execute_run
+
+    if _child.get("interrupted"):
+        return "interrupted", None
+    _child["label"] = label
+    try:
+        return "record", execute_run(spec)
+    except UserError as exc:
+        return "user_error", str(exc)
+    except KeyboardInterrupt:
+        _child["interrupted"] = True
+        return "interrupted", None
+
+
+class ParallelLocalExecutor:
+    """Up to ``workers`` runs at once in child processes on this machine, ``threads`` torch
+    threads each; one progress line for the sweep (``on_progress``)."""
+
+    progress_bar = True
+
+    def __init__(self, workers: int, threads: int, plugins: tuple[Path, ...] = ()) -> None:
+        self.workers, self.threads, self.plugins = workers, threads, plugins
+        self.on_progress: Callable[[SweepProgress], None] | None = None
+        self.progress: SweepProgress | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._terminated = False
+        self._old_term: Any = None
+
+    def __enter__(self) -> "ParallelLocalExecutor":
+        self._old_term = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close(cancel=exc is not None)
+        signal.signal(signal.SIGTERM, self._old_term)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._terminated = True
+        raise KeyboardInterrupt
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the children to leave (after Ctrl-C: cancel the runs not started, and pass a
+        SIGTERM this process received on to the children, which then save and stop)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if cancel and self._terminated:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGINT)
+        pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
+        from gvae_bench.execution.runs import resolve
+
+        specs = [dataclasses.replace(spec, out=Path(spec.out).absolute(), data_root=Path(spec.data_root).absolute())
+                 for spec in specs]
+        labels = [f"{spec.model} seed {spec.seed} ({index})" for index, spec in enumerate(specs)]
+        self.progress = SweepProgress([(label, spec.model, resolve(spec).train.steps)
+                                       for label, spec in zip(labels, specs)], self.workers)
+        context = multiprocessing.get_context("spawn")
+        steps = context.Queue()
+        log_level = logging.getLogger("gvae_bench").getEffectiveLevel()
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_child_init,
+            initargs=(self.threads, tuple(str(Path(p).absolute()) for p in self.plugins), log_level, steps))
+        futures: dict[Future, str] = {self._pool.submit(_child_run, spec, label): label
+                                      for spec, label in zip(specs, labels)}
+        return self._results(futures, steps)
+
+    def _results(self, futures: dict[Future, str], steps: Any) -> Iterator[tuple[RunRecord, Outcome]]:
+        pending = set(futures)
+        last_line = 0.0
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            self._drain(steps)
+            now = time.monotonic()
+            if self.on_progress is not None and self.progress is not None:
+                self.on_progress(self.progress)
+            if now - last_line >= PROGRESS_SECONDS and self.progress is not None:
+                last_line = now
+                progress_log.info("%s", self.progress.line())
+            for future in done:
+                kind, value = future.result()
+                if self.progress is not None:
+                    self.progress.finish(futures[future])
+                if kind == "user_error":
+                    raise UserError(value)
+                if kind == "interrupted":
+                    raise KeyboardInterrupt
+                yield value
+
+    def _drain(self, steps: Any) -> None:
+        while True:
+            try:
+                label, step, when = steps.get_nowait()
+            except queue.Empty:
+                return
+            if self.progress is not None:
+                self.progress.step(label, step, when)

@@ -1,0 +1,385 @@
+"""A static HTML report of a results folder: every leaderboard beside the pictures that explain it.
+
+``write_report(out)`` writes ``<out>/report/``: ``index.html`` (every dataset with its tables, the
+profiles, the sweep state, the harness version and commits) and one ``<dataset>.html`` per dataset
+(each leaderboard with its intervals, ties and published rows, each model's sample grid,
+reconstructions and loss curves, and a small plot of the per-seed values of each metric).
+
+It reads only the run records (``leaderboard.read_records``), the files beside them (samples.png,
+reconstructions.png, losses.png) and the leaderboards already written under
+``<out>/leaderboards/<dataset>/``; the run pictures are linked by relative paths, never copied, so
+the site opens from the file system with no network. The only files it makes are the HTML pages,
+one CSS file and the per-metric seed plots (small PNGs under ``report/plots/``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # noqa: E402
+
+import gvae_bench  # noqa: E402
+from gvae_bench.results.leaderboard import TABLE_TITLES, read_records  # noqa: E402
+from gvae_bench.results.records import RunRecord, RunStatus, now  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+TEMPLATES = Path(__file__).with_name("templates")
+STYLESHEET = "report.css"
+#: the pictures a run folder may hold, in the order they are shown
+PICTURES = (("samples", "samples.png"), ("reconstructions", "reconstructions.png"), ("losses", "losses.png"))
+STATUS_ORDER = [s.value for s in (RunStatus.FINISHED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.DIVERGED)]
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def _float(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV as strings (a config hash of digits stays a string)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _table_order(name: str) -> tuple[int, str]:
+    keys = list(TABLE_TITLES)
+    return (keys.index(name) if name in keys else len(keys), name)
+
+
+def short_commit(git: dict[str, Any] | None) -> str:
+    """``abcdef1234`` or ``abcdef1234+dirty``: the commit a record names, as the tables write it."""
+    commit = (git or {}).get("commit") or "unknown"
+    return commit[:10] + ("+dirty" if (git or {}).get("dirty") else "")
+
+
+def run_dir(out: Path, dataset: str, record: RunRecord) -> Path:
+    return Path(out) / "runs" / dataset / record.model / f"{record.profile}-{record.config_hash}" / f"seed{record.seed}"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the view: plain data the templates render
+
+
+@dataclass
+class Cell:
+    text: str
+    interval: str = ""
+    n: str = ""
+    bold: bool = False
+    group: str = ""
+    provenance: str = ""
+
+
+@dataclass
+class Row:
+    kind: str  # measured, reference, published
+    model: str
+    latent: str = ""
+    profile: str = ""
+    config_hash: str = ""
+    seeds: str = ""
+    commits: str = ""
+    source: str = ""
+    protocol: str = ""
+    anchor: str = ""
+    thumbnail: str = ""
+    cells: list[Cell] = field(default_factory=list)
+
+
+@dataclass
+class Metric:
+    name: str
+    higher_is_better: bool | None
+    samples: str
+    plot: str = ""
+    ranked: bool = True  # False: the best value is a target (e.g. copying's 0), not an end of the scale
+
+    @property
+    def arrow(self) -> str:
+        if not self.ranked:
+            return "(≈ target)"
+        return "" if self.higher_is_better is None else ("↑" if self.higher_is_better else "↓")
+
+    @property
+    def direction(self) -> str:
+        if not self.ranked:
+            return "not ranked: its best is a target value (see docs/metrics.md)"
+        return "" if self.higher_is_better is None else ("higher is better" if self.higher_is_better else "lower is better")
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    metrics: list[Metric]
+    rows: list[Row]
+    profiles: list[str]
+    commits: list[str]
+    csv: str = ""
+    markdown: str = ""
+
+    @property
+    def n_measured(self) -> int:
+        return sum(row.kind == "measured" for row in self.rows)
+
+
+@dataclass
+class Picture:
+    kind: str
+    src: str
+    caption: str
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    status: str
+    commit: str
+    reason: str
+    pictures: list[Picture]
+    record: str
+
+
+@dataclass
+class RunGroup:
+    """The runs of one (model, profile, config hash): one row of every table of its dataset."""
+
+    anchor: str
+    model: str
+    profile: str
+    config_hash: str
+    latent: str
+    seeds: list[SeedRun]
+    statuses: dict[str, list[int]]
+    steps: str
+    batch_size: str
+    n_samples: str
+
+    @property
+    def shown(self) -> SeedRun:
+        """Seed 0 when it ran (else the lowest seed): the one whose pictures are shown."""
+        by_seed = sorted(self.seeds, key=lambda s: (s.seed != 0, s.status != "finished", s.seed))
+        return by_seed[0]
+
+    @property
+    def others(self) -> list[SeedRun]:
+        return [s for s in sorted(self.seeds, key=lambda s: s.seed) if s is not self.shown]
+
+
+@dataclass
+class Dataset:
+    name: str
+    page: str
+    kind: str
+    groups: list[RunGroup]
+    tables: list[Table]
+    statuses: Counter
+    commits: Counter
+    unreadable: list[str]
+    comparisons: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _kind(records: list[RunRecord]) -> str:
+    """``ct`` (HU-windowed volumes), ``mixture`` (2-D points with known modes) or ``images``."""
+    for record in records:
+        if (record.data or {}).get("window_hu") is not None:
+            return "ct"
+        if (record.config or {}).get("network_family") == "mlp2d":
+            return "mixture"
+    return "images"
+
+
+SAMPLE_CAPTIONS = {
+    "ct": "samples: HU-windowed montage of middle slices",
+    "mixture": "samples: scatter over the real test points and the true mode centres",
+    "images": "samples: grid",
+}
+
+
+def _anchor(model: str, profile: str, config_hash: str) -> str:
+    return f"run-{model}-{profile}-{config_hash}"
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def _groups(out: Path, dataset: str, records: list[RunRecord], kind: str, page_dir: Path) -> list[RunGroup]:
+    grouped: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    for record in records:
+        grouped[(record.model, record.profile, record.config_hash)].append(record)
+    groups = []
+    for (model, profile, chash), members in sorted(grouped.items()):
+        seeds, statuses = [], defaultdict(list)
+        for record in sorted(members, key=lambda r: r.seed):
+            folder = run_dir(out, dataset, record)
+            pictures = []
+            for what, filename in PICTURES:
+                if (folder / filename).is_file():
+                    caption = SAMPLE_CAPTIONS[kind] if what == "samples" else (
+                        "reconstructions: rows of inputs, then their reconstructions" if what == "reconstructions"
+                        else "loss curves against the training step")
+                    pictures.append(Picture(what, _rel(folder / filename, page_dir), caption))
+            statuses[record.status.value].append(record.seed)
+            seeds.append(SeedRun(record.seed, record.status.value, short_commit(record.git),
+                                 record.reason or "", pictures, _rel(folder / "record.json", page_dir)))
+        config = members[0].config or {}
+        train, evaluation = config.get("train") or {}, config.get("eval") or {}
+        latent = members[0].latent_dim
+        groups.append(RunGroup(_anchor(model, profile, chash), model, profile, chash,
+                               "" if latent is None else str(latent), seeds, dict(statuses),
+                               str(train.get("steps", "")), str(train.get("batch_size", "")),
+                               str(evaluation.get("n_samples", ""))))
+    return groups
+
+
+def _latent_text(text: str) -> str:
+    value = _float(text)
+    return "" if math.isnan(value) else str(int(value)) if value == int(value) else str(value)
+
+
+def _datasets(out: Path) -> list[str]:
+    names = set()
+    for sub in ("runs", "leaderboards"):
+        root = Path(out) / sub
+        if root.is_dir():
+            names |= {p.name for p in root.iterdir() if p.is_dir()}
+    from gvae_bench.results.aggregate import AGGREGATE_DIR
+
+    return sorted(names - {AGGREGATE_DIR})  # leaderboards/aggregate/ is the study's cross-benchmark summary
+
+
+def _profiles(all_records: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
+    """The profiles the records ran under, with the settings the records resolved them to."""
+    try:
+        from gvae_bench.profiles import load_profiles
+
+        described = load_profiles()
+    except Exception:  # a report of old results must not need today's profiles file
+        described = {}
+    found: dict[str, dict[tuple, dict[str, Any]]] = defaultdict(dict)
+    for dataset, records in all_records.items():
+        for record in records:
+            config = record.config or {}
+            train, evaluation = config.get("train") or {}, config.get("eval") or {}
+            key = (dataset, record.model, record.config_hash)
+            entry = found[record.profile].setdefault(key, {
+                "dataset": dataset, "model": record.model, "config_hash": record.config_hash,
+                "latent": "" if record.latent_dim is None else record.latent_dim,
+                "steps": train.get("steps", ""), "batch_size": train.get("batch_size", ""),
+                "n_samples": evaluation.get("n_samples", ""), "seeds": []})
+            entry["seeds"].append(record.seed)
+    return [{"name": name, "description": (described.get(name) or {}).get("description", ""),
+             "runs": [dict(v, seeds=" ".join(map(str, sorted(v["seeds"])))) for _, v in sorted(entries.items())]}
+            for name, entries in sorted(found.items())]
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["status_order"] = STATUS_ORDER
+    return env
+
+
+def _harness_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("gvae-bench")
+    except Exception:
+        return gvae_bench.__version__
+
+
+def build_report(out: Path, target: Path) -> Path:
+    """Write the site into ``target`` (a folder beside ``<out>/runs``); returns its index."""
+    from gvae_bench.report.tables import _tables  # the tables' module builds on this one's page model
+
+    out = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    built = now()
+    datasets, all_records = [], {}
+    for name in _datasets(out):
+        unreadable: list[str] = []
+        records = read_records(out, name, unreadable)
+        all_records[name] = records
+        kind = _kind(records)
+        # pages are written to target, which sits where <out>/report will: links are computed from there
+        page_dir = out / REPORT_DIR
+        groups = _groups(out, name, records, kind, page_dir)
+        tables = _tables(out, name, page_dir, target, groups)
+        comparisons = out / "leaderboards" / name / "comparisons.md"
+        dataset = Dataset(name, f"{name}.html", kind, groups, tables,
+                          Counter(r.status.value for r in records), Counter(short_commit(r.git) for r in records),
+                          unreadable, _rel(comparisons, page_dir) if comparisons.is_file() else "")
+        if records and not tables:
+            dataset.notes.append(f"no leaderboard written yet: python runner.py leaderboard --dataset {name} "
+                                 f"--out {out}")
+        if not records:
+            dataset.notes.append("no readable run record")
+        datasets.append(dataset)
+    commits = Counter()
+    for dataset in datasets:
+        commits.update(dataset.commits)
+    context = {"built": built, "version": _harness_version(), "datasets": datasets, "commits": sorted(commits.items()),
+               "profiles": _profiles(all_records), "stylesheet": STYLESHEET, "out": out.name,
+               "captions": SAMPLE_CAPTIONS}
+    for dataset in datasets:
+        html = env.get_template("dataset.html").render(dataset=dataset, **context)
+        (target / dataset.page).write_text(html, encoding="utf-8")
+    index = target / "index.html"
+    index.write_text(env.get_template("index.html").render(**context), encoding="utf-8")
+    shutil.copyfile(TEMPLATES / STYLESHEET, target / STYLESHEET)
+    return index
+
+
+def write_report(out: Path) -> Path:
+    """Write the static site ``<out>/report/`` from the run records and leaderboards under ``out``;
+    returns the path of its ``index.html``. The old report is replaced only once the new one is
+    complete (it is built beside it, then moved into place)."""
+    out = Path(out)
+    final = out / REPORT_DIR
+    partial = out / f".{REPORT_DIR}.partial-{os.getpid()}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        build_report(out, partial)
+        if final.exists():
+            old = out / f".{REPORT_DIR}.old-{os.getpid()}"
+            final.rename(old)
+            partial.rename(final)
+            shutil.rmtree(old)
+        else:
+            partial.rename(final)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    log.info("report written to %s", final / "index.html")
+    return final / "index.html"

@@ -1,0 +1,171 @@
+"""The report's leaderboard tables: cells with their intervals and provenance, and the small
+per-metric plots of each model's seed values (``gvae_bench.report`` lays them out in pages).
+
+Read only from the leaderboards' CSVs under ``<out>/leaderboards/<dataset>/`` (``tableN.csv`` and
+``runs.csv``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gvae_bench.results.leaderboard import TABLE_TITLES  # noqa: E402
+from gvae_bench.report import (  # noqa: E402
+    Cell, Metric, Row, RunGroup, Table, _float, _fmt, _latent_text, _read_csv, _rel, _table_order,
+)
+
+
+def _cell(row: dict[str, str], name: str, kind: str, several: bool, several_profiles: bool = False) -> Cell:
+    mean = _float(row.get(f"{name}_mean"))
+    n = _float(row.get(f"{name}_n"))
+    low, high = _float(row.get(f"{name}_ci_low")), _float(row.get(f"{name}_ci_high"))
+    if kind == "measured" and not _float(row.get("n_finished")) > 0:
+        return Cell("–", provenance="no finished seed yet")
+    if kind == "measured" and row.get(f"{name}_evaluated", "True") == "False":
+        return Cell("not evaluated", provenance="no finished record holds this metric yet")
+    if math.isnan(mean):
+        return Cell("n/a")
+    cell = Cell(_fmt(mean))
+    if kind == "published":
+        cell.provenance = f"published: {row.get('source', '')}"
+        return cell
+    if not math.isnan(n):
+        cell.n = f"n={int(n)}"
+        cell.interval = f"[{_fmt(low)}, {_fmt(high)}]" if not math.isnan(low) else "no interval"
+    note = row.get(f"{name}_note", "")
+    if kind == "measured" and note:
+        return Cell("n/a", provenance=note)
+    if kind == "measured" and several:
+        # bold and letters hold within one profile's block (one evaluation protocol): name it
+        cell.bold = row.get(f"{name}_bold") == "True"
+        group = row.get(f"{name}_group", "")
+        cell.group = f"{group} ({row.get('profile', '')})" if group and several_profiles else group
+    parts = [f"profile {row.get('profile', '')}"]
+    if not math.isnan(n) and row.get(f"{name}_ci_method"):
+        parts.append(f"interval: {row[f'{name}_ci_method']}")
+    if kind == "measured":
+        parts += [f"config {row.get('config_hash', '')}", row.get(f"{name}_samples", ""),
+                  f"commit {row.get('commits', '')}"]
+    else:
+        parts.append("real data against itself (test set)")
+    cell.provenance = "; ".join(p for p in parts if p)
+    return cell
+
+
+def _seed_values(runs: list[dict[str, str]]) -> dict[tuple[str, str, str, str], list[tuple[int, float]]]:
+    values: dict[tuple[str, str, str, str], list[tuple[int, float]]] = defaultdict(list)
+    for run in runs:
+        value = _float(run.get("value"))
+        if run.get("status") == "finished" and not math.isnan(value):
+            values[(run["model"], run["profile"], run["config_hash"], run["metric"])].append((int(run["seed"]), value))
+    return values
+
+
+def _directions(runs: list[dict[str, str]]) -> dict[str, bool]:
+    return {run["metric"]: run.get("higher_is_better") == "True" for run in runs if run.get("higher_is_better")}
+
+
+def _unranked(runs: list[dict[str, str]]) -> set[str]:
+    """Metrics recorded as not ranked (a runs.csv written before the ``ranked`` column: none)."""
+    return {run["metric"] for run in runs if run.get("ranked") == "False"}
+
+
+def _plot_metric(path: Path, title: str, labels: list[str], seeds: list[list[tuple[int, float]]],
+                 intervals: list[tuple[float, float, float]], bold: list[bool], direction: str) -> None:
+    """Per-seed values (dots, labelled by seed), the mean (bar) and its 95 % interval, row by row."""
+    height = 0.32 * len(labels) + 0.9
+    fig, ax = plt.subplots(figsize=(3.6, height), dpi=80)
+    for y, (points, (mean, low, high), strong) in enumerate(zip(seeds, intervals, bold)):
+        color = "#1f4e99" if strong else "#777777"
+        if not math.isnan(low) and not math.isnan(high):
+            ax.plot([low, high], [y, y], color=color, lw=2.2, alpha=0.45, solid_capstyle="butt")
+        if not math.isnan(mean):
+            ax.plot([mean], [y], marker="|", ms=11, mew=2, color=color)
+        if points:
+            ax.scatter([v for _, v in points], [y] * len(points), s=12, color=color, zorder=3)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(f"{title} ({direction})" if direction else title, fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout(pad=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def _tables(out: Path, dataset: str, page_dir: Path, target: Path, groups: list[RunGroup]) -> list[Table]:
+    """The tables of ``dataset`` from its leaderboard CSVs; their seed plots are written under ``target``
+    (where the pages are written) and linked relative to it."""
+    folder = Path(out) / "leaderboards" / dataset
+    runs = _read_csv(folder / "runs.csv")
+    directions, unranked = _directions(runs), _unranked(runs)
+    per_seed = _seed_values(runs)
+    by_group = {(g.model, g.profile, g.config_hash): g for g in groups}
+    tables = []
+    for path in sorted(folder.glob("table*.csv"), key=lambda p: _table_order(p.stem)):
+        rows = _read_csv(path)
+        if not rows:
+            continue
+        name = path.stem
+        names = [c[: -len("_mean")] for c in rows[0] if c.endswith("_mean")]
+        measured = [r for r in rows if r.get("row_kind") == "measured"]
+        several = len(measured) > 1
+        several_profiles = len({r.get("profile") for r in measured}) > 1
+        metrics = []
+        for metric in names:
+            samples = sorted({c for r in measured for c in r.get(f"{metric}_samples", "").split("; ") if c})
+            metrics.append(Metric(metric, directions.get(metric), "; ".join(samples), ranked=metric not in unranked))
+        view_rows = []
+        for row in rows:
+            kind = row.get("row_kind", "measured")
+            view = Row(kind, row.get("model", ""), _latent_text(row.get("latent_dim", "")), row.get("profile", ""),
+                       row.get("config_hash", ""), row.get("seeds", ""), row.get("commits", ""),
+                       row.get("source", ""), row.get("protocol", ""))
+            if kind == "measured":
+                extra = [f"({int(_float(row.get(f'n_{s}')))} {s})" for s in ("running", "diverged", "failed")
+                         if _float(row.get(f"n_{s}")) > 0]
+                view.seeds = " ".join([view.seeds] + extra).strip()
+                group = by_group.get((view.model, view.profile, view.config_hash))
+                if group is not None:
+                    view.anchor = group.anchor
+                    samples = [p for p in group.shown.pictures if p.kind == "samples"]
+                    view.thumbnail = samples[0].src if samples else ""
+            view.cells = [_cell(row, metric, kind, several, several_profiles) for metric in names]
+            view_rows.append(view)
+        for metric in metrics:
+            plotted = [r for r in rows if r.get("row_kind") in ("measured", "reference")
+                       and not math.isnan(_float(r.get(f"{metric.name}_mean")))]
+            if not plotted:
+                continue
+            labels, seeds, intervals, bold = [], [], [], []
+            multi_profile = len({r.get("profile") for r in plotted}) > 1
+            for r in plotted:
+                if r["row_kind"] == "reference":
+                    labels.append(f"real data ({r.get('profile')})")
+                    seeds.append([])
+                else:
+                    label = r["model"] + (f" {_latent_text(r.get('latent_dim', ''))}" if name == "table5" else "")
+                    labels.append(label + (f" ({r.get('profile')})" if multi_profile else ""))
+                    seeds.append(per_seed.get((r["model"], r["profile"], r["config_hash"], metric.name), []))
+                intervals.append((_float(r.get(f"{metric.name}_mean")), _float(r.get(f"{metric.name}_ci_low")),
+                                  _float(r.get(f"{metric.name}_ci_high"))))
+                bold.append(r.get(f"{metric.name}_bold") == "True")
+            plot = target / "plots" / dataset / f"{name}-{metric.name}.png"
+            _plot_metric(plot, metric.name, labels, seeds, intervals, bold,
+                         metric.direction if metric.ranked else "not ranked")
+            metric.plot = _rel(plot, target)
+        commits = sorted({c for r in measured for c in r.get("commits", "").split()})
+        profiles = sorted({r.get("profile", "") for r in measured})
+        md = path.with_suffix(".md")
+        tables.append(Table(name, TABLE_TITLES.get(name, name), metrics, view_rows, profiles, commits,
+                            _rel(path, page_dir), _rel(md, page_dir) if md.is_file() else ""))
+    return tables
