@@ -33,7 +33,7 @@ from torchvision import datasets
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
 from gvae_bench.benchmarks.torchvision_images import download_or_explain
-from gvae_bench.checkpoints import UnsafeFileError
+from gvae_bench.execution.checkpoints import UnsafeFileError
 from gvae_bench.contracts.benchmark import Benchmark, DataSpec, DataSplits
 from gvae_bench.errors import DataMissingError
 from gvae_bench.registry import BENCHMARKS

@@ -19,7 +19,7 @@ Preprocessing, every step a config field (``CTConfig``):
 
 Preprocessed arrays are cached, keyed by the benchmark, the files (names, sizes, modification
 times) and this config, under ``ct/`` in the harness's cache folder (``$GVAE_BENCH_CACHE``, see
-``gvae_bench.checkpoints.cache_folder``; never inside the data root), so a second
+``gvae_bench.execution.checkpoints.cache_folder``; never inside the data root), so a second
 run does not read DICOM again. The split and the geometry (shapes, spacings) go into the run's
 data info; no file name or DICOM field that could identify a patient does.
 """
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from gvae_bench.contracts.benchmark import Benchmark, BenchmarkConfig, DataSpec, DataSplits
-from gvae_bench.checkpoints import UnreadableFileError, cache_folder, safe_load
+from gvae_bench.execution.checkpoints import UnreadableFileError, cache_folder, safe_load
 from gvae_bench.errors import DataMissingError
 from gvae_bench.atomic import atomic_save
 from gvae_bench.registry import BENCHMARKS

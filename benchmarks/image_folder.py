@@ -23,7 +23,7 @@ Preprocessing, every step a config field (``ImageFolderConfig``):
    file names, not on any library's random generator, and adding files moves few of the others.
 
 The preprocessed images (uint8, before the split) are cached under ``image_folder/`` in the
-harness's cache folder (``gvae_bench.checkpoints.cache_folder``; never inside ``root``), keyed by
+harness's cache folder (``gvae_bench.execution.checkpoints.cache_folder``; never inside ``root``), keyed by
 the file list with sizes and modification times and by ``size``, ``channels`` and ``max_aspect``;
 the cache is read with ``torch.load(weights_only=True)`` (tensors and plain data only), so an
 altered cache file is refused, never run. The split and the data's facts (counts, classes, the
@@ -46,7 +46,7 @@ from gvae_bench.benchmarks._image_files import (
     IMAGE_SUFFIXES, UncroppableImage, UnreadableImage, class_labels, file_list_sha256, fingerprint, has_colour,
     list_images, read_square, to_channels,
 )
-from gvae_bench.checkpoints import UnreadableFileError, cache_folder, safe_load
+from gvae_bench.execution.checkpoints import UnreadableFileError, cache_folder, safe_load
 from gvae_bench.contracts.benchmark import Benchmark, BenchmarkConfig, DataSpec, DataSplits
 from gvae_bench.errors import DataMissingError, UserError
 from gvae_bench.registry import BENCHMARKS

@@ -15,7 +15,7 @@ on one thread while it does: on two threads the same images gave features that d
 
 Sharing (``radiomic_set``): within one evaluation each sample set (generated, real test, real training; at a given
 count) is extracted once and shared by the metrics; the real sets do not depend on the model, so their features are
-also kept on disk (``gvae_bench.checkpoints.cache_folder("radiomics")``, one file per content: the SHA-256 of the
+also kept on disk (``gvae_bench.execution.checkpoints.cache_folder("radiomics")``, one file per content: the SHA-256 of the
 images' float32 bytes, their shape, the spacing, the package versions and the thread count) and every model of a benchmark reuses them.
 At 0.2-0.7 s an image on one CPU core (64 px slices) that is the difference between extracting a training set once
 and once per run.
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from gvae_bench.atomic import atomic_save
-from gvae_bench.checkpoints import UnreadableFileError, cache_folder, safe_load
+from gvae_bench.execution.checkpoints import UnreadableFileError, cache_folder, safe_load
 from gvae_bench.contracts.metric import EvalContext
 
 __all__ = ["INSTALL_HINT", "RadiomicFeatures", "extra_missing", "radiomic_features", "radiomic_set",

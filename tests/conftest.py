@@ -125,7 +125,7 @@ def _process_state(cwd: Path) -> Iterator[None]:
             if name.startswith("gvae_bench_plugin_"):
                 del sys.modules[name]
         with contextlib.suppress(ImportError):
-            from gvae_bench import executors
+            from gvae_bench.execution import executors
 
             executors._loaded_plugin_files.clear()
 

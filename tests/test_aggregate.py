@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from gvae_bench.aggregate import interquartile_mean, performance_profile, probability_of_improvement
+from gvae_bench.results.aggregate import interquartile_mean, performance_profile, probability_of_improvement
 
 A = np.array([[0.61, 0.42], [0.70, 0.47], [0.64, 0.40], [0.58, 0.52], [0.67, 0.45]])  # runs x benchmarks
 B = np.array([[0.55, 0.48], [0.66, 0.41], [0.52, 0.39], [0.60, 0.44], [0.57, 0.50]])

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from gvae_bench.checkpoints import (
+from gvae_bench.execution.checkpoints import (
     CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, UnreadableFileError, UnsafeFileError, load_resume_state, safe_load,
 )
 from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.errors import UserError
 from gvae_bench.models.wgan_gp import WGANGP, WGANGPConfig
 from gvae_bench.profiles import TrainConfig
-from gvae_bench.training import seed_everything, train
+from gvae_bench.execution.training import seed_everything, train
 
 IMAGE = DataSpec(shape=(1, 28, 28), kind="image")
 
@@ -148,7 +148,7 @@ def test_time_interval_checkpoints_come_every_checkpoint_seconds_and_resume_exac
     """checkpoint_every far beyond the run: only the time interval (3 s, one second a step) saves, at
     steps 3 and 6 before a crash in step 8; the rerun resumes from 6 (1 step lost, less than the
     interval) and ends with the weights of a run never stopped."""
-    import gvae_bench.training as training
+    import gvae_bench.execution.training as training
 
     config = dict(batch_size=16, checkpoint_every=1000, log_every=1, checkpoint_seconds=3)
     straight = _points_vae()

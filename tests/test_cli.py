@@ -80,7 +80,7 @@ def test_a_run_held_by_another_sweep_is_reported_as_running_there_not_as_a_failu
     import fcntl
     import os
 
-    from gvae_bench.runs import RunSpec, resolve
+    from gvae_bench.execution.runs import RunSpec, resolve
 
     out = tmp_path / "results"
     held = resolve(RunSpec(model="vae", benchmark="ring8", profile="smoke", seed=1, data_root=out, out=out)).run_dir

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gvae_bench.leaderboard import write_leaderboards
-from gvae_bench.records import write_record
+from gvae_bench.results.leaderboard import write_leaderboards
+from gvae_bench.results.records import write_record
 
 Z = [-1.2, -0.4, 0.3, 1.1, 0.2, -0.9, 0.7, -0.1, 1.4, -1.1]  # fixed spread pattern, mean 0
 
@@ -70,7 +70,7 @@ def test_a_latent_sweep_stays_out_of_table4(tmp_path):
     resolves to); its other latent sizes are Table 5's rows, and not in Table 4's comparisons."""
     from pathlib import Path
 
-    from gvae_bench.runs import RunSpec, resolve
+    from gvae_bench.execution.runs import RunSpec, resolve
 
     own = resolve(RunSpec("gvae", "mnist", "quick", 0, Path("data"), Path("."))).config_hash
     for chash, latent in ((own, 1000), ("h100", 100)):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gvae_bench.config import ConfigBase, added_field, config_hash
-from gvae_bench.runs import RunSpec, resolve
+from gvae_bench.execution.runs import RunSpec, resolve
 
 
 @dataclass

@@ -171,7 +171,7 @@ def mnist_small(data_root):
 
 def _evaluate(model, mnist_small, n: int = 400) -> dict:
     import gvae_bench.metrics  # noqa: F401  (registers the metrics)
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
 
     benchmark, splits, _, classifier = mnist_small
@@ -199,8 +199,8 @@ def test_a_model_returning_training_images_copies_and_fresh_images_do_not(mnist_
     assert copier["authenticity"]["reference"] == reference  # the same P_n and T for every model of a seed
     assert 1 < copier["vendi"]["value"] and abs(copier["vendi"]["reference"] - fresh["vendi"]["reference"]) < 1e-9
 
-    from gvae_bench.leaderboard import write_leaderboards
-    from gvae_bench.records import write_record
+    from gvae_bench.results.leaderboard import write_leaderboards
+    from gvae_bench.results.records import write_record
 
     for model, results in (("copier", copier), ("fresh", fresh)):
         write_record(tmp_path / "runs" / "mnist" / model / "x" / "seed0",
@@ -224,7 +224,7 @@ def test_ring8_uses_raw_coordinates(tmp_path):
     import gvae_bench.metrics  # noqa: F401
     from gvae_bench.benchmarks.mixtures import Ring8
     from gvae_bench.contracts.benchmark import DataSplits
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
     from gvae_bench.registry import METRICS
 

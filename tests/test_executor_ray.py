@@ -25,8 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from gvae_bench.errors import UserError
-from gvae_bench.executors import EXECUTORS, ExecutorOptions, RayExecutor, get_executor
-from gvae_bench.runs import RunSpec
+from gvae_bench.execution.executors import EXECUTORS, ExecutorOptions, RayExecutor, get_executor
+from gvae_bench.execution.runs import RunSpec
 
 from conftest import default_sigint
 

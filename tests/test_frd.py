@@ -145,7 +145,7 @@ def ct_slices():
 
 
 def test_without_the_extra_it_is_na_with_the_install_command(monkeypatch, ct_slices) -> None:
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
 
     model = _vae_for(ct_slices)
@@ -160,7 +160,7 @@ def test_without_the_extra_it_is_na_with_the_install_command(monkeypatch, ct_sli
 
 
 def test_constant_generated_images_are_na_not_a_crash(ct_slices) -> None:
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
 
     model = _vae_for(ct_slices)

@@ -19,7 +19,7 @@ from PIL import Image
 from gvae_bench.benchmarks import image_folder as image_folder_module
 from gvae_bench.benchmarks._image_files import read_square
 from gvae_bench.benchmarks.image_folder import ImageFolder
-from gvae_bench.checkpoints import UnsafeFileError
+from gvae_bench.execution.checkpoints import UnsafeFileError
 from gvae_bench.errors import DataMissingError
 from tests.conftest import invoke_cli
 
@@ -192,7 +192,7 @@ def test_too_long_an_image_is_a_clear_error_naming_it(tmp_path):
 
 
 def test_every_model_trains_on_a_labelled_colour_folder(class_folder, tmp_path):
-    from gvae_bench.sweep import run_sweep
+    from gvae_bench.execution.sweep import run_sweep
 
     summary = run_sweep(MODELS, "image_folder", profile="smoke", out=tmp_path / "out",
                         settings={"benchmark": [("root", str(class_folder))]}, device="cpu")
@@ -261,7 +261,7 @@ def test_an_empty_folder_or_a_missing_root_is_one_line_at_the_command_line(tmp_p
 
 def test_a_root_that_is_not_a_folder_is_refused_before_any_run(tmp_path):
     from gvae_bench.errors import UserError
-    from gvae_bench.sweep import plan_sweep
+    from gvae_bench.execution.sweep import plan_sweep
 
     for root, why in ((tmp_path / "absent", "does not exist"), (tmp_path / "file.png", "is not a folder")):
         if root.suffix:

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from conftest import default_sigint
-from gvae_bench.checkpoints import CHECKPOINT_FILE, safe_load
-from gvae_bench.interrupt import HELD_SIGNALS, StepBoundarySignals
+from gvae_bench.execution.checkpoints import CHECKPOINT_FILE, safe_load
+from gvae_bench.execution.interrupt import HELD_SIGNALS, StepBoundarySignals
 
 # The main thread never acts on Ctrl-C, as in a call that never returns to Python: its SIGINT handler
 # does nothing (a loop swallowing KeyboardInterrupt would let one escape between two statements, and
 # the child would then die of the signal instead).
 STUCK = """
 import signal, time
-from gvae_bench.interrupt import InterruptWatchdog
+from gvae_bench.execution.interrupt import InterruptWatchdog
 signal.signal(signal.SIGINT, lambda signum, frame: None)
 InterruptWatchdog(0.5, lambda: "interrupted after 4 of 5 run(s)").start()
 print("ready", flush=True)
@@ -111,7 +111,7 @@ def test_a_signal_during_a_step_checkpoints_that_step_and_the_rerun_resumes_exac
     from gvae_bench.contracts.benchmark import DataSpec
     from gvae_bench.models.vae import VAE, VAEConfig
     from gvae_bench.profiles import TrainConfig
-    from gvae_bench.training import seed_everything, train
+    from gvae_bench.execution.training import seed_everything, train
 
     def model():
         seed_everything(7)

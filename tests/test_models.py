@@ -10,7 +10,7 @@ from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.benchmarks.mixtures import Ring8
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.registry import MODELS
-from gvae_bench.training import seed_everything, train
+from gvae_bench.execution.training import seed_everything, train
 from gvae_bench.metrics.mmd import gaussian_kernel_mmd2_unbiased
 from gvae_bench.contracts.family import family_for
 

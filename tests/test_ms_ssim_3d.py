@@ -297,7 +297,7 @@ def test_metric_is_na_on_volumes_too_small_for_one_window() -> None:
     model = VAE(VAEConfig(width=4, latent_dim=8), spec16)  # any sampling model: missing() reads the benchmark
     lacking = MSSSIM().missing(model, benchmark)
     assert len(lacking) == 1 and "voxel side >= 7" in lacking[0] and "(5, 5, 5)" in lacking[0]
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
 
     entry = evaluate(model, benchmark, benchmark.load(), EvalConfig(), seed=0, only={"ms_ssim"})["ms_ssim"]
@@ -320,7 +320,7 @@ def _ct_root() -> Path:
 
 def test_metric_runs_end_to_end_on_ct_patches() -> None:
     from gvae_bench.benchmarks.ct import CTConfig, CTFolder
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
     from gvae_bench.models.vae import VAE, VAEConfig
 

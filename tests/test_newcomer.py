@@ -14,7 +14,7 @@ from conftest import REPO, invoke_cli
 from gvae_bench.benchmarks.torchvision_images import MNIST
 from gvae_bench.errors import DataMissingError
 from gvae_bench.profiles import profile_names
-from gvae_bench.runs import DEFAULT_OUT
+from gvae_bench.execution.runs import DEFAULT_OUT
 
 
 def test_the_default_output_folder_is_git_ignored_and_apart_from_the_reference():

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI_ENV, REPO, default_sigint, invoke_cli
-from gvae_bench.checkpoints import CHECKPOINT_FILE, safe_load
+from gvae_bench.execution.checkpoints import CHECKPOINT_FILE, safe_load
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
@@ -37,8 +37,8 @@ logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(mes
 logging.getLogger("gvae_bench.progress").setLevel(logging.INFO)
 
 if __name__ == "__main__":
-    from gvae_bench.run import execute_run
-    from gvae_bench.runs import RunSpec, resolve_data_root
+    from gvae_bench.execution.run import execute_run
+    from gvae_bench.execution.runs import RunSpec, resolve_data_root
 
     spec = RunSpec(model="vae", benchmark="ring8", profile="smoke", seed=0, data_root=resolve_data_root(),
                    out=Path(sys.argv[1]), train_overrides=tuple(TRAIN.items()))

@@ -47,7 +47,7 @@ def ct_small():
 
 def _evaluate(model, ct_small, only=NOVELTY) -> dict:
     import gvae_bench.metrics  # noqa: F401  (registers the metrics)
-    from gvae_bench.evaluation import evaluate
+    from gvae_bench.execution.evaluation import evaluate
     from gvae_bench.profiles import EvalConfig
 
     benchmark, splits = ct_small

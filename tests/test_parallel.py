@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 
 from gvae_bench.errors import UserError
-from gvae_bench.executors import ExecutorOptions
-from gvae_bench.parallel import SweepProgress, split_threads
-from gvae_bench.sweep import run_sweep
+from gvae_bench.execution.executors import ExecutorOptions
+from gvae_bench.execution.parallel import SweepProgress, split_threads
+from gvae_bench.execution.sweep import run_sweep
 
 
 def test_workers_share_the_cpus():
@@ -47,7 +47,7 @@ def test_two_workers_give_the_table_of_one_worker_and_overlap_in_time(tmp_path, 
     finally:
         torch.set_num_threads(threads)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr('gvae_bench.parallel.available_cpus', lambda: 2)
+        patch.setattr('gvae_bench.execution.parallel.available_cpus', lambda: 2)
         parallel = run_sweep(["vae", "wgan_gp"], "ring8", out=tmp_path / "two",
                              options=ExecutorOptions(workers=2), **common)
     assert serial.exit_status == parallel.exit_status == 0

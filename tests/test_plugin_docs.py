@@ -278,7 +278,7 @@ def test_the_example_benchmark_draws_four_known_modes(loaded):
 
 def test_profiles_reach_the_plugin_fields_as_the_doc_says(loaded):
     from gvae_bench.errors import UserError
-    from gvae_bench.runs import RunSpec, resolve
+    from gvae_bench.execution.runs import RunSpec, resolve
 
     def resolved(benchmark, profile, **overrides):
         return resolve(RunSpec(model="diag_gaussian", benchmark=benchmark, profile=profile, seed=0,

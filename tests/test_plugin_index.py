@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from gvae_bench.plugin_index import UnreadableRegistration, builtin_index, listing, read_module
+from gvae_bench.cli.plugin_index import UnreadableRegistration, builtin_index, listing, read_module
 from tests.conftest import REPO
 
 #: what `--help`, `list` and a bad-input error must not import (seconds of import time between them)

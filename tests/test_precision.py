@@ -10,7 +10,7 @@ import torch
 from gvae_bench.contracts.benchmark import DataSpec
 from conftest import invoke_cli
 from gvae_bench.profiles import TrainConfig
-from gvae_bench.training import seed_everything, train
+from gvae_bench.execution.training import seed_everything, train
 from gvae_bench.models.vae import VAE, VAEConfig
 
 

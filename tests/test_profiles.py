@@ -10,7 +10,7 @@ import pytest
 from gvae_bench.errors import UserError
 from gvae_bench.profiles import profile_names, resolve_profile
 from gvae_bench.registry import BENCHMARKS, MODELS
-from gvae_bench.runs import RunSpec, resolve
+from gvae_bench.execution.runs import RunSpec, resolve
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
 from gvae_bench.errors import UserError
-from gvae_bench.leaderboard import write_leaderboards
-from gvae_bench.protocol import protocol_from_dict, read_protocol
-from gvae_bench.records import write_record
+from gvae_bench.results.leaderboard import write_leaderboards
+from gvae_bench.results.protocol import protocol_from_dict, read_protocol
+from gvae_bench.results.records import write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gvae_bench.errors import UserError
-from gvae_bench.readings import p, render
+from gvae_bench.results.readings import p, render
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference"
@@ -21,7 +21,7 @@ def test_the_committed_readings_are_the_render_of_their_template():
     rendered = render(REFERENCE)
     committed = (REFERENCE / "README.md").read_text(encoding="utf-8")
     assert committed == rendered, "results/reference/README.md is not README.md.j2 rendered over the tables: " \
-                                  "run python -m gvae_bench.readings results/reference"
+                                  "run python -m gvae_bench.results.readings results/reference"
 
 
 def _folder(tmp_path, mmd="0.0123"):

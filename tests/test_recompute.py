@@ -1,6 +1,6 @@
 """Independent recomputation of the committed tables: every interval of every measured cell and every
 p, interval and Holm-adjusted p of every comparisons.csv, from runs.csv alone, with scipy and
-statsmodels called directly (not through gvae_bench.stats), to 1e-12."""
+statsmodels called directly (not through gvae_bench.results.stats), to 1e-12."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from gvae_bench.stats import range_of
+from gvae_bench.results.stats import range_of
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference"
@@ -135,7 +135,7 @@ def test_every_committed_comparison_and_holm_value_recomputes_from_runs_csv(data
             a, b = {s: a[s] for s in seeds}, {s: b[s] for s in seeds}
         if row.role == "exploratory":
             exploratory[(row.metric, row.profile)][(config_a + profile_a, config_b + profile_b)] = row.p_value
-        if "zero variance" in str(row.note):  # p set to 0 or 1 by definition (gvae_bench.stats.compare)
+        if "zero variance" in str(row.note):  # p set to 0 or 1 by definition (gvae_bench.results.stats.compare)
             assert row.p_value in (0.0, 1.0)
             continue
         if row.test == "paired t by seed":

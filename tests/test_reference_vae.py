@@ -16,7 +16,7 @@ import torch
 from gvae_bench.contracts.benchmark import binarize
 from gvae_bench.profiles import TrainConfig
 from gvae_bench.registry import BENCHMARKS
-from gvae_bench.training import train
+from gvae_bench.execution.training import train
 from gvae_bench.models.vae import VAE, VAEConfig
 
 

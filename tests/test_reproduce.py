@@ -102,7 +102,7 @@ def test_the_leaderboard_footer_says_the_environment_dominates_a_rerun_beyond_on
 @pytest.mark.parametrize("fractions, verdict", [([0.0, -0.49], "seeds"), ([0.3, 0.5], "both"), ([0.2, -1.0], "environment"),
                                                 ([], "unknown")])
 def test_spread_verdict_bounds(fractions, verdict):
-    from gvae_bench.reproduce import spread_verdict
+    from gvae_bench.results.reproduce import spread_verdict
 
     assert spread_verdict(fractions) == verdict
 

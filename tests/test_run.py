@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gvae_bench.executors import LocalExecutor
+from gvae_bench.execution.executors import LocalExecutor
 from gvae_bench.registry import MODELS
-from gvae_bench.records import Outcome
-from gvae_bench.run import execute_run as _execute_run
-from gvae_bench.runs import RunSpec, resolve
+from gvae_bench.results.records import Outcome
+from gvae_bench.execution.run import execute_run as _execute_run
+from gvae_bench.execution.runs import RunSpec, resolve
 from gvae_bench.models.vae import VAE
 
 
@@ -88,7 +88,7 @@ def test_a_run_locked_by_another_process_is_skipped(tmp_path):
 def test_rescore_adds_missing_metrics_with_the_same_samples(tmp_path, data_root):
     import json
 
-    from gvae_bench.run import rescore
+    from gvae_bench.execution.run import rescore
 
     spec = RunSpec(model="vae", benchmark="mnist", profile="smoke", seed=0, data_root=data_root, out=tmp_path)
     record = execute_run(spec)

@@ -12,10 +12,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from gvae_bench.cli_score import score_command
+from gvae_bench.cli.score import score_command
 from gvae_bench.errors import UserError
 from gvae_bench.scoring import score
-from gvae_bench.scoring_inputs import load_image_set
+from gvae_bench.scoring.inputs import load_image_set
 from tests.conftest import run_cli
 
 
@@ -136,8 +136,8 @@ def test_a_runs_samples_scored_give_the_runs_recorded_values(tmp_path: Path, dat
     and scores them against the benchmark's test split with the run's seed, sample count, MS-SSIM pairs,
     classifier and training split: every metric and its real-train reference match the record."""
     from gvae_bench.classifier import ClassifierConfig
-    from gvae_bench.run import load_finished_run
-    from gvae_bench.sweep import run_sweep
+    from gvae_bench.execution.run import load_finished_run
+    from gvae_bench.execution.sweep import run_sweep
 
     summary = run_sweep(["vae"], "mnist", profile="smoke", data_root=data_root, out=tmp_path / "out", device="cpu")
     [result] = summary.results

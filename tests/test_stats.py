@@ -1,4 +1,4 @@
-"""gvae_bench.stats against known answers: scipy/statsmodels themselves, closed forms, brute force."""
+"""gvae_bench.results.stats against known answers: scipy/statsmodels themselves, closed forms, brute force."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from gvae_bench.stats import (Comparison, Interval, adjust, best_or_tied, compare, mean_interval, range_of,
+from gvae_bench.results.stats import (Comparison, Interval, adjust, best_or_tied, compare, mean_interval, range_of,
                               seeds_for_paired_power,
                               rank_groups, separated_pairs)
 
@@ -336,7 +336,7 @@ def test_letters_random_graphs_brute_force():
 
 @pytest.mark.subprocess
 def test_module_imports_no_models_metrics_or_benchmarks():
-    code = ("import sys, gvae_bench.stats; "
+    code = ("import sys, gvae_bench.results.stats; "
             "bad = [m for m in sys.modules if m.split('.')[:2] in (['gvae_bench', 'models'], "
             "['gvae_bench', 'metrics'], ['gvae_bench', 'benchmarks']) or m.split('.')[0] in "
             "('models', 'metrics', 'benchmarks', 'torch')]; print(bad); assert not bad")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import invoke_cli
 from gvae_bench.errors import UserError
-from gvae_bench.tracking import check_tracker, tensorboard_dir
+from gvae_bench.execution.tracking import check_tracker, tensorboard_dir
 
 ARGS = ("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0")
 

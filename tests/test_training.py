@@ -10,7 +10,7 @@ import torch
 from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.benchmarks.torchvision_images import MNIST
 from gvae_bench.profiles import TrainConfig
-from gvae_bench.training import CHECKPOINT_FILE, seed_everything, train
+from gvae_bench.execution.training import CHECKPOINT_FILE, seed_everything, train
 from gvae_bench.models.vae import VAE, VAEConfig
 from gvae_bench.models.wgan_gp import WGANGP, WGANGPConfig
 

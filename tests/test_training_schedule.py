@@ -10,7 +10,7 @@ import torch
 
 from gvae_bench.contracts.benchmark import DataSpec, binarize
 from gvae_bench.profiles import TrainConfig
-from gvae_bench.training import SNAPSHOT_FOLDER, BatchStream, train
+from gvae_bench.execution.training import SNAPSHOT_FOLDER, BatchStream, train
 from gvae_bench.models.vae import VAE, VAEConfig
 
 
@@ -55,8 +55,8 @@ def test_dynamic_binarization_draws_fresh_binary_batches_with_the_grey_level_as_
 def test_curve_command_evaluates_every_snapshot(tmp_path: Path):
     from conftest import invoke_cli
 
-    from gvae_bench.run import execute_run
-    from gvae_bench.runs import RunSpec, resolve
+    from gvae_bench.execution.run import execute_run
+    from gvae_bench.execution.runs import RunSpec, resolve
 
     spec = RunSpec(model="vae", benchmark="ring8", profile="smoke", seed=0, data_root=tmp_path, out=tmp_path)
     assert execute_run(spec)[0].status == "finished"

@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("optuna")
 
 from gvae_bench.errors import UserError  # noqa: E402
-from gvae_bench.tuning_outputs import tuned_overrides  # noqa: E402
+from gvae_bench.tuning.outputs import tuned_overrides  # noqa: E402
 from gvae_bench.tuning import (  # noqa: E402
     SCORE_NAME, default_storage, load_search_space, make_split, tune, validation_split,
 )
@@ -62,7 +62,7 @@ def test_table_lists_both_models_with_three_trials(tuned):
 
 
 def test_trials_record_run_split_and_score(tuned, root):
-    from gvae_bench.records import read_record
+    from gvae_bench.results.records import read_record
 
     out, _ = tuned
     studies = _studies(out)
@@ -81,7 +81,7 @@ def test_trials_record_run_split_and_score(tuned, root):
 
 
 def test_validation_rows_disjoint_from_test_and_same_for_every_model(tuned, root):
-    from gvae_bench.runs import RunSpec, resolve
+    from gvae_bench.execution.runs import RunSpec, resolve
 
     out, _ = tuned
     splits = [t.user_attrs["split"] for s in _studies(out).values() for t in s.trials]
@@ -117,8 +117,8 @@ def test_restart_adds_no_trials_then_exactly_the_missing_ones(tuned, root):
 
 
 def test_tuned_overrides_are_plan_sweep_settings(tuned, root):
-    from gvae_bench.runs import resolve
-    from gvae_bench.sweep import plan_sweep
+    from gvae_bench.execution.runs import resolve
+    from gvae_bench.execution.sweep import plan_sweep
 
     out, _ = tuned
     with open(out / "tuning" / "ring8" / "best_configs.toml", "rb") as handle:
@@ -135,7 +135,7 @@ def test_tuned_overrides_are_plan_sweep_settings(tuned, root):
 
 
 def test_absurd_learning_rate_fails_every_trial_and_the_study_completes(tmp_path, root):
-    from gvae_bench.records import RunStatus
+    from gvae_bench.results.records import RunStatus
 
     absurd = {"lr": {"low": 1e6, "high": 1e8, "log": True, "source": "test: far beyond any sane Adam step"}}
     space = {"vae": absurd, "wgan_gp": absurd}
@@ -200,7 +200,7 @@ def test_search_space_file_names_only_existing_fields_with_sources():
 
 
 def test_budget_per_dataset_is_over_the_profiles():
-    from gvae_bench.tuning_space import budget_defaults
+    from gvae_bench.tuning.space import budget_defaults
 
     assert budget_defaults("quick") == {"trials": 20, "validation_fraction": 0.1}
     mnist = budget_defaults("quick", "mnist")
@@ -209,7 +209,7 @@ def test_budget_per_dataset_is_over_the_profiles():
 
 
 def test_trials_never_read_the_test_split(tuned):
-    from gvae_bench.records import read_record
+    from gvae_bench.results.records import read_record
 
     out, _ = tuned
     for study in _studies(out).values():

@@ -1,4 +1,4 @@
-"""gvae_bench.tuning_ray: trials run by Ray workers sharing one storage, each trial once."""
+"""gvae_bench.tuning.ray: trials run by Ray workers sharing one storage, each trial once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("optuna")
 
 from gvae_bench.tuning import StudyResult, TuningSummary, default_storage  # noqa: E402
-from gvae_bench.tuning_ray import merge_summaries  # noqa: E402
+from gvae_bench.tuning.ray import merge_summaries  # noqa: E402
 
 from test_executor_ray import _cli, _one_line_error, needs_ray, ray_env  # noqa: E402,F401  (ray_env: a fixture)
 

@@ -202,7 +202,7 @@ class SpeedReport:
                f"goals judged on the {names[clock]}; ratios on the {names[other]} alongside; "
                "ratio: median [min, max] over rounds", ""]
         if self.training:
-            out += ["Training step: harness (model.train_step fed by gvae_bench.training.BatchStream) vs a plain "
+            out += ["Training step: harness (model.train_step fed by gvae_bench.execution.training.BatchStream) vs a plain "
                     "PyTorch loop (same networks, optimisers, batch, losses); images = training images drawn; "
                     f"images/s by the {names[clock]}", "",
                     "| model | batch x batches/step | steps/round x rounds | harness images/s | plain images/s "
@@ -299,7 +299,7 @@ class SpeedData:
 
 @pytest.fixture(scope="session")
 def speed_data(speed_report: SpeedReport) -> SpeedData:
-    from gvae_bench.runs import RunSpec, resolve
+    from gvae_bench.execution.runs import RunSpec, resolve
 
     root = Path(os.environ.get("GVAE_BENCH_DATA", REPO.parent / "shared" / "data"))
     if (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():

@@ -1,7 +1,7 @@
 """The data path: training batches come from a tensor held in memory on the run's device.
 
 What ``execute_run`` does: the training split is moved to the run's device once
-(``splits.train.to(device)``) and ``gvae_bench.training.BatchStream`` cuts shuffled batches from it.
+(``splits.train.to(device)``) and ``gvae_bench.execution.training.BatchStream`` cuts shuffled batches from it.
 Checked here:
 
 * the stream holds the training tensor itself (no copy) and returns batches on its device;
@@ -26,7 +26,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
 
-from gvae_bench.training import BatchStream
+from gvae_bench.execution.training import BatchStream
 
 from .conftest import Ratio, SpeedData, SpeedReport, interleaved_rounds, median
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import torch
 
-from gvae_bench.executors import ExecutorOptions
-from gvae_bench.parallel import available_cpus
-from gvae_bench.sweep import run_sweep
+from gvae_bench.execution.executors import ExecutorOptions
+from gvae_bench.execution.parallel import available_cpus
+from gvae_bench.execution.sweep import run_sweep
 
 from .conftest import SpeedReport
 

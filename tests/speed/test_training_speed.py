@@ -1,7 +1,7 @@
 """Training step of every model: the harness against a plain PyTorch loop, side by side.
 
 The harness path is what ``execute_run`` runs: the registered model's ``train_step``, fed by
-``gvae_bench.training.BatchStream`` (the data tensor in memory on the run's device, one shuffled
+``gvae_bench.execution.training.BatchStream`` (the data tensor in memory on the run's device, one shuffled
 epoch after another). The plain loop below is written by hand in this file, the way one would
 write it without the harness: the same networks (built by ``models.networks`` from the same
 config), the same Adam settings, the same batch size and the same loss maths, with the data as
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gvae_bench.runs import ResolvedRun, RunSpec, resolve
-from gvae_bench.training import BatchStream
+from gvae_bench.execution.runs import ResolvedRun, RunSpec, resolve
+from gvae_bench.execution.training import BatchStream
 from gvae_bench.models.networks import build_critic, build_encoder, build_generator
 
 from .conftest import REPO, Ratio, SpeedData, SpeedReport, interleaved_rounds, median, synchronise
