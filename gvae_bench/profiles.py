@@ -161,3 +161,37 @@ def resolve_profile(name: str, model: str, benchmark: str, family: str,
             for section in sections:
                 sections[section].update(rule.get(section, {}))
     return sections
+
+
+def tuned_entry(out: Path | str, dataset: str, model: str,
+                profile: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The best configuration of ``model`` on ``dataset`` (field, value pairs) and where it came from
+    (the file, its SHA-256, the study, the trial, its validation score): ``UserError`` when there is none.
+
+    A profile with ``tuned_from`` runs each model with this entry of ``<out>/tuning/<dataset>/best_configs.toml``
+    (written by ``runner.py tune``, ``gvae_bench.tuning``); the lookup lives here so the run layer needs no tuning."""
+    import hashlib
+
+    path = Path(out) / "tuning" / dataset / "best_configs.toml"
+    if not path.is_file():
+        raise UserError(f"no tuned configurations for {dataset} under {path.parent}; run `runner.py tune --dataset "
+                        f"{dataset} ...` first, or point --tuned-from at a folder holding tuning/{dataset}/")
+    raw = path.read_bytes()
+    try:
+        configs = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path} is not a best-configurations file (TOML): {exc}") from None
+    if model not in configs:
+        raise UserError(f"{model} has no tuned configuration for {dataset} in {path} (tuned: {', '.join(configs) or 'none'})")
+    profiles = configs[model]
+    if profile is None:
+        if len(profiles) != 1:
+            raise UserError(f"{model} is tuned on {dataset} under profiles {', '.join(profiles)}; name one")
+        profile = next(iter(profiles))
+    if profile not in profiles:
+        raise UserError(f"{model} has no tuned configuration for {dataset} under profile {profile!r} in {path}")
+    entry = profiles[profile]
+    fields = [(key, tuple(value) if isinstance(value, list) else value) for key, value in entry["model"].items()]
+    info = {"best_configs": str(path), "best_configs_sha256": hashlib.sha256(raw).hexdigest(), "tuned_profile": profile,
+            **{key: entry[key] for key in ("study", "trial", "score", "value") if key in entry}}
+    return fields, info

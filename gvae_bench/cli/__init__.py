@@ -18,45 +18,15 @@ import click
 from gvae_bench.errors import UserError
 from gvae_bench.profiles import profile_names
 from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
+from gvae_bench.cli.common import CLIError, _cpus, _guard, _ints, _names
+from gvae_bench.cli.score import score_command
+from gvae_bench.cli.studies import reproduce_command, tune_command
 
 log = logging.getLogger("gvae_bench")
 
 
 #: the environment variable giving --workers its default
 WORKERS_ENV = "GVAE_BENCH_WORKERS"
-
-
-class CLIError(click.ClickException):
-    """A one-line 'Error: ...' on stderr and exit status 2."""
-
-    exit_code = 2
-
-
-def _names(text: str, what: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise CLIError(f"--{what} needs at least one name, e.g. --{what} vae,wgan_gp")
-    return names
-
-
-def _ints(text: str, option: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}") from None
-    if not values:
-        raise CLIError(f"{option} takes comma-separated whole numbers, e.g. {option} 0,1,2; got {text!r}")
-    return values
-
-
-def _cpus(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise CLIError(f"--cpus-per-run takes a positive number of CPUs, e.g. 1, 2 or 0.5; got {text!r}")
-    return value
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,14 +150,6 @@ def _precheck(models_text: str, dataset: str, profile: str, seeds_text: str, lat
     get_profile(profile)
 
 
-def _guard(action):
-    """Turn bad input into a one-line error with exit status 2."""
-    try:
-        return action()
-    except UserError as exc:
-        raise CLIError(str(exc)) from None
-
-
 def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
     """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),), ...}; values read as JSON when they
     parse (numbers, true/false, null), else kept as text."""
@@ -216,7 +178,7 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
            executor_options, tuned_from=None, log_to="none", tuned_dataset=None) -> None:
     from tqdm.auto import tqdm
 
-    from gvae_bench.execution.sweep import execute_sweep, plan_sweep
+    from gvae_bench.sweep import execute_sweep, plan_sweep
 
     models = _names(models_text, "models")
     plan = plan_sweep(models, dataset, profile=profile, seeds=_ints(seeds_text, "--seeds"),
@@ -427,7 +389,7 @@ def classifier_command(dataset: str, settings: tuple[str, ...], data_root: Path 
     load); other labelled datasets' are trained on first use and cached."""
     import json
 
-    from gvae_bench.classifier import PINNED_DIR, cache_root, retrain_pinned, train_classifier
+    from gvae_bench.execution.classifier import PINNED_DIR, cache_root, retrain_pinned, train_classifier
     from gvae_bench.registry import BENCHMARKS
 
     if retrain:
@@ -459,9 +421,8 @@ def classifier_command(dataset: str, settings: tuple[str, ...], data_root: Path 
     click.echo(f"pinned in {PINNED_DIR}" if record.get("pinned") else f"cached in {cache_root()}", err=True)
 
 
-from gvae_bench.cli import studies as cli_studies  # noqa: E402,F401  (registers tune and reproduce on this group)
-from gvae_bench.cli.score import score_command  # noqa: E402  (score two sets of images)
-
+cli.add_command(tune_command)
+cli.add_command(reproduce_command)
 cli.add_command(score_command)
 
 

@@ -1,5 +1,5 @@
 """The command line's study commands: ``tune`` (an equal tuning budget per model) and ``reproduce``
-(rerun a recorded run and compare it with its seed spread). They register on ``gvae_bench.cli.cli``.
+(rerun a recorded run and compare it with its seed spread). ``gvae_bench.cli`` adds them to its group.
 """
 
 from __future__ import annotations
@@ -8,15 +8,15 @@ from pathlib import Path
 
 import click
 
-from gvae_bench.cli import _guard, _names, cli
+from gvae_bench.cli.common import CLIError, _cpus, _guard, _names
 from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
 
 
-@cli.command("tune")
+@click.command("tune")
 @click.option("--models", "models_text", required=True, metavar="A,B", help="Registered model names to tune.")
 @click.option("--dataset", required=True, metavar="NAME", help="The benchmark to tune on (its training split only).")
 @click.option("--trials", type=int, default=None, help="Trials per model in all (default: the profile's budget in "
-              "gvae_bench/search_space.toml); a study that has them already adds none.")
+              "gvae_bench/tuning/search_space.toml); a study that has them already adds none.")
 @click.option("--profile", default="smoke", show_default=True, metavar="NAME", help="The profile each trial runs.")
 @click.option("--steps", type=int, default=None, help="Training steps per trial (default: the budget's, else the profile's).")
 @click.option("--storage", default=None, metavar="URL", help="Optuna storage (default: sqlite under OUT/tuning/DATASET/; "
@@ -39,8 +39,6 @@ def tune_command(models_text: str, dataset: str, trials: int | None, profile: st
                  workers: int | None, ray_address: str | None, cpus_text: str | None) -> None:
     """Give every model the same tuning budget (Optuna): trials scored on a validation split carved
     from the training data; writes OUT/tuning/DATASET/table_tuning.{csv,md}, plots and best_configs.toml."""
-    from gvae_bench.cli import CLIError, _cpus
-
     models = _names(models_text, "models")
     common = dict(trials=trials, profile=profile, steps=steps, out=out, data_root=resolve_data_root(data_root),
                   storage=storage, seed=seed, sampler=sampler)
@@ -70,7 +68,7 @@ def tune_command(models_text: str, dataset: str, trials: int | None, profile: st
         click.echo(f"tuning: {path}")
 
 
-@cli.command("reproduce")
+@click.command("reproduce")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT / "reproduce", show_default=True,
               help="Scratch results folder for the rerun (never the run's own).")

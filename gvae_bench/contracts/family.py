@@ -52,10 +52,9 @@ def register_family(family: NetworkFamily) -> NetworkFamily:
 
 
 def families() -> list[NetworkFamily]:
-    """Every registered family (built-in ones are registered when the plugins load)."""
-    from gvae_bench.registry import load_plugins
-
-    load_plugins()
+    """Every registered family. The built-in ones register when ``gvae_bench.models.networks`` is
+    imported, that is when the registry loads the plugins (``MODELS.get`` and friends); this contract
+    itself loads nothing, so it sits under the registry."""
     return list(_FAMILIES.values())
 
 

@@ -17,8 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gvae_bench.results.leaderboard import TABLE_TITLES  # noqa: E402
-from gvae_bench.report import (  # noqa: E402
+from gvae_bench.results.collect import TABLE_TITLES  # noqa: E402
+from gvae_bench.report.model import (  # noqa: E402
     Cell, Metric, Row, RunGroup, Table, _float, _fmt, _latent_text, _read_csv, _rel, _table_order,
 )
 

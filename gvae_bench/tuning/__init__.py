@@ -81,6 +81,7 @@ import torch
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.errors import UserError
 from gvae_bench.execution.training import Intermediate
+from gvae_bench.tuning.outputs import SCORE_NAME, TABLE_COLUMNS, tuned_overrides, write_outputs  # noqa: F401  (part of this API)
 from gvae_bench.tuning.storage import (  # noqa: F401  (tuning_folder and default_storage are part of this API)
     _file_lock, _heartbeat, _quiet_optuna, _sampler, _storage, _trial_seed, default_storage, fail_orphaned_trials,
     hold_trial_lock, tuning_folder,
@@ -92,13 +93,9 @@ from gvae_bench.tuning.space import (  # noqa: F401  (validation_split and the s
 
 log = logging.getLogger(__name__)
 
-SCORE_NAME = "val_mmd2"
 SCORE_DIRECTION = "minimize"
 SAMPLERS = ("tpe", "random")
 BANDWIDTH_ROWS, BANDWIDTH_SEED = 1000, 0
-TABLE_COLUMNS = ("model", "profile", "trials", "finished", "pruned", "failed", "running", "best_score",
-                 "median_score", "best_trial", "best_config", "steps_per_trial", "train_seconds", "score",
-                 "direction", "split", "study")
 
 
 class TrialFailed(Exception):
@@ -241,8 +238,6 @@ def tune(models: Sequence[str], dataset: str, *, trials: int | None = None, prof
                                              score_samples=score_samples, folder=folder, data_root=root, rdb=rdb, seed=seed, sampler=sampler,
                                              pruner=pruner, split=split, device=device))
     if write_tables:
-        from gvae_bench.tuning.outputs import write_outputs  # built on this module's storage helpers
-
         summary.files = write_outputs(out, dataset, url)
     return summary
 
@@ -318,10 +313,10 @@ def _run_trial(trial, model: str, dataset: str, space: Mapping[str, Any], *, pro
                folder: Path, data_root: Path, seed: int, pruner: bool, split: Split, device: str):
     from optuna.trial import TrialState
 
-    from gvae_bench.results.records import Outcome, RunStatus
+    from gvae_bench.execution.records import Outcome, RunStatus
     from gvae_bench.execution.run import execute_run
     from gvae_bench.execution.runs import resolve
-    from gvae_bench.execution.sweep import plan_sweep
+    from gvae_bench.sweep import plan_sweep
 
     fields = params_to_fields(model, trial.params, space)
     train: list[tuple[str, Any]] = [] if steps is None else [("steps", steps)]

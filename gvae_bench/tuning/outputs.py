@@ -17,8 +17,16 @@ from typing import Any
 
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.errors import UserError
-from gvae_bench.tuning import SCORE_NAME, TABLE_COLUMNS
+from gvae_bench.profiles import tuned_entry
 from gvae_bench.tuning.storage import _quiet_optuna, _storage, default_storage, tuning_folder
+
+#: what a trial is scored by: the unbiased squared MMD to held-out training rows (lower is better)
+SCORE_NAME = "val_mmd2"
+#: the columns of table_tuning.csv, one row per (model, profile)
+TABLE_COLUMNS = ("model", "profile", "trials", "finished", "pruned", "failed", "running", "best_score",
+                 "median_score", "best_trial", "best_config", "steps_per_trial", "train_seconds", "score",
+                 "direction", "split", "study")
+
 
 def _dataset_studies(url: str, dataset: str) -> list[Any]:
     import optuna
@@ -179,34 +187,3 @@ def tuned_overrides(out: Path | str, dataset: str, model: str, profile: str | No
     from ``<out>/tuning/<dataset>/best_configs.toml``; ``profile`` picks among several tuned profiles."""
     fields, _ = tuned_entry(out, dataset, model, profile)
     return {"model": fields}
-
-
-def tuned_entry(out: Path | str, dataset: str, model: str,
-                profile: str | None = None) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
-    """The best configuration of ``model`` on ``dataset`` (field, value pairs) and where it came from
-    (the file, its SHA-256, the study, the trial, its validation score): ``UserError`` when there is none."""
-    import hashlib
-
-    path = tuning_folder(out, dataset) / "best_configs.toml"
-    if not path.is_file():
-        raise UserError(f"no tuned configurations for {dataset} under {path.parent}; run `runner.py tune --dataset "
-                        f"{dataset} ...` first, or point --tuned-from at a folder holding tuning/{dataset}/")
-    raw = path.read_bytes()
-    try:
-        configs = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"{path} is not a best-configurations file (TOML): {exc}") from None
-    if model not in configs:
-        raise UserError(f"{model} has no tuned configuration for {dataset} in {path} (tuned: {', '.join(configs) or 'none'})")
-    profiles = configs[model]
-    if profile is None:
-        if len(profiles) != 1:
-            raise UserError(f"{model} is tuned on {dataset} under profiles {', '.join(profiles)}; name one")
-        profile = next(iter(profiles))
-    if profile not in profiles:
-        raise UserError(f"{model} has no tuned configuration for {dataset} under profile {profile!r} in {path}")
-    entry = profiles[profile]
-    fields = [(key, tuple(value) if isinstance(value, list) else value) for key, value in entry["model"].items()]
-    info = {"best_configs": str(path), "best_configs_sha256": hashlib.sha256(raw).hexdigest(), "tuned_profile": profile,
-            **{key: entry[key] for key in ("study", "trial", "score", "value") if key in entry}}
-    return fields, info
