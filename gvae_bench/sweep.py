@@ -1,6 +1,6 @@
 """A sweep as a library call: plan it (names to run specs, validated once), then run it.
 
-    from gvae_bench.execution.sweep import run_sweep
+    from gvae_bench.sweep import run_sweep
     summary = run_sweep(["gvae", "wgan_gp"], "mnist", profile="quick", seeds=[0, 1, 2])
     summary.exit_status, summary.leaderboards
 
@@ -23,8 +23,9 @@ from gvae_bench.atomic import check_writable_folder
 from gvae_bench.errors import UserError
 from gvae_bench.execution.executors import ExecutorOptions, check_executor, get_executor
 from gvae_bench.results.leaderboard import write_leaderboards
-from gvae_bench.profiles import get_profile
-from gvae_bench.results.records import Outcome, RunRecord, RunStatus
+from gvae_bench.profiles import get_profile, tuned_entry
+from gvae_bench.profiles import tuned_from as tuned_profile_of
+from gvae_bench.execution.records import Outcome, RunRecord, RunStatus
 from gvae_bench.registry import BENCHMARKS, MODELS
 from gvae_bench.execution.runs import DEFAULT_OUT, RunSpec, resolve, resolve_data_root
 
@@ -141,7 +142,7 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
 
     A profile with ``tuned_from`` (``tuned``) gives each model its best configuration from the tuning
     studies run at that profile (``<tuned_from or out>/tuning/<benchmark>/best_configs.toml``,
-    ``gvae_bench.tuning.outputs.tuned_entry``), before ``settings``; each record names the study and
+    ``gvae_bench.profiles.tuned_entry``), before ``settings``; each record names the study and
     trial it came from (``tuning``). ``tuned_dataset``: take the configurations tuned on that dataset
     instead (a dataset without a study of its own, e.g. Fashion-MNIST with MNIST's: the reference
     protocol's ``tuned_from_dataset``); the records name the study, so the tables can say so.
@@ -192,13 +193,9 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
 def _tuned_settings(models: Sequence[str], benchmark: str, profile: str,
                     folder: Path) -> dict[str, tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]]:
     """Per model, the tuned fields and where they came from, for a profile with ``tuned_from`` (else empty)."""
-    from gvae_bench.profiles import tuned_from
-
-    studied = tuned_from(profile)
+    studied = tuned_profile_of(profile)
     if studied is None:
         return {}
-    from gvae_bench.tuning.outputs import tuned_entry
-
     found = {}
     for model in models:
         fields, info = tuned_entry(folder, benchmark, model, studied)

@@ -132,7 +132,7 @@ def test_truncated_and_malformed_files_are_named(tmp_path, cifar_root):
 
 
 def test_every_model_trains_on_it_with_colour_samples_and_classifier_metrics(cifar_root, tmp_path):
-    from gvae_bench.execution.sweep import run_sweep
+    from gvae_bench.sweep import run_sweep
 
     summary = run_sweep(MODELS, "cifar10", profile="smoke", data_root=cifar_root, out=tmp_path / "out", device="cpu")
     assert summary.exit_status == 0 and len(summary.results) == len(MODELS)

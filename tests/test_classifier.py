@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gvae_bench.classifier import ClassifierConfig, FEATURE_DIM, train_classifier
+from gvae_bench.execution.classifier import ClassifierConfig, FEATURE_DIM, train_classifier
 
 
 def test_classifier_learns_is_cached_with_its_record(tmp_path, monkeypatch, data_root):
@@ -72,7 +72,7 @@ def test_the_classifier_takes_each_image_size_and_keeps_mnists_weight_layout():
     weights still load); 32, 64 and 128 px colour images reach the same 8x8 maps and features."""
     import torch
 
-    from gvae_bench.classifier import DomainClassifier
+    from gvae_bench.execution.classifier import DomainClassifier
 
     keys = list(DomainClassifier(8).state_dict())
     assert keys == [f"trunk.{i}.{p}" for i in (0, 2, 5, 7, 12) for p in ("weight", "bias")] + ["head.1.weight", "head.1.bias"]
@@ -90,7 +90,7 @@ def test_features_read_as_many_channels_at_a_time_as_the_classifier_takes():
     colour classifier reads the three together (128)."""
     import torch
 
-    from gvae_bench.classifier import DomainClassifier
+    from gvae_bench.execution.classifier import DomainClassifier
     from gvae_bench.contracts.benchmark import DataSplits
     from gvae_bench.contracts.metric import EvalContext
     from gvae_bench.profiles import EvalConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gvae_bench.results.leaderboard import write_leaderboards
-from gvae_bench.results.records import write_record
+from gvae_bench.execution.records import write_record
 
 Z = [-1.2, -0.4, 0.3, 1.1, 0.2, -0.9, 0.7, -0.1, 1.4, -1.1]  # fixed spread pattern, mean 0
 

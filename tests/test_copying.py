@@ -159,7 +159,7 @@ class _RowsModel:
 def mnist_small(data_root):
     """MNIST cut small (2000 training images, the training set T; 1000 test images) and a tiny classifier."""
     from gvae_bench.benchmarks.torchvision_images import MNIST
-    from gvae_bench.classifier import ClassifierConfig
+    from gvae_bench.execution.classifier import ClassifierConfig
     from gvae_bench.contracts.benchmark import DataSplits
 
     benchmark = MNIST(data_root)
@@ -200,7 +200,7 @@ def test_a_model_returning_training_images_copies_and_fresh_images_do_not(mnist_
     assert 1 < copier["vendi"]["value"] and abs(copier["vendi"]["reference"] - fresh["vendi"]["reference"]) < 1e-9
 
     from gvae_bench.results.leaderboard import write_leaderboards
-    from gvae_bench.results.records import write_record
+    from gvae_bench.execution.records import write_record
 
     for model, results in (("copier", copier), ("fresh", fresh)):
         write_record(tmp_path / "runs" / "mnist" / model / "x" / "seed0",

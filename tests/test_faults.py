@@ -20,8 +20,8 @@ from conftest import invoke_cli
 from gvae_bench import atomic
 from gvae_bench.atomic import WriteError, atomic_write_text
 from gvae_bench.results.leaderboard import write_leaderboards
-from gvae_bench.results.records import RunStatus, write_record
-from gvae_bench.execution.sweep import run_sweep
+from gvae_bench.execution.records import RunStatus, write_record
+from gvae_bench.sweep import run_sweep
 from test_checkpoints import write_malicious_checkpoint
 
 
@@ -189,7 +189,7 @@ def test_a_hostile_checkpoint_is_refused_on_resume_rescore_curve_and_export(tmp_
 
 @pytest.mark.subprocess
 def test_ctrl_c_while_the_leaderboards_are_written_exits_130(tmp_path):
-    code = ("import sys, gvae_bench.execution.sweep as sweep\n"
+    code = ("import sys, gvae_bench.sweep as sweep\n"
             "def interrupted(*args):\n    raise KeyboardInterrupt\n"
             "sweep.write_leaderboards = interrupted\n"
             "from gvae_bench.cli import main\n"

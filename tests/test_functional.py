@@ -66,7 +66,7 @@ def test_fid_and_frd_are_reported_only_with_more_samples_than_feature_dimensions
 def test_the_registered_fid_is_na_below_the_feature_dimension() -> None:
     """MNIST-shaped images through an (untrained) domain classifier: 128 features from 100 samples is n/a, with
     the counts in the reason; 200 samples give a number."""
-    from gvae_bench.classifier import DomainClassifier
+    from gvae_bench.execution.classifier import DomainClassifier
     from gvae_bench.contracts.benchmark import DataSplits
     from gvae_bench.contracts.metric import EvalContext, NotApplicable
     from gvae_bench.metrics.fid import ClassifierFID
@@ -92,8 +92,8 @@ def test_the_registered_fid_is_na_below_the_feature_dimension() -> None:
 def test_domain_features_read_as_the_evaluation_context_reads_them(monkeypatch) -> None:
     """Three-channel images through a one-channel classifier: per-channel groups concatenated, equal to
     ``EvalContext.features`` bit for bit; ``domain_features`` takes the classifier ``train_classifier`` gives."""
-    import gvae_bench.classifier as classifier_module
-    from gvae_bench.classifier import DomainClassifier
+    import gvae_bench.execution.classifier as classifier_module
+    from gvae_bench.execution.classifier import DomainClassifier
     from gvae_bench.contracts.benchmark import DataSplits
     from gvae_bench.contracts.metric import EvalContext
     from gvae_bench.profiles import EvalConfig

@@ -192,7 +192,7 @@ def test_too_long_an_image_is_a_clear_error_naming_it(tmp_path):
 
 
 def test_every_model_trains_on_a_labelled_colour_folder(class_folder, tmp_path):
-    from gvae_bench.execution.sweep import run_sweep
+    from gvae_bench.sweep import run_sweep
 
     summary = run_sweep(MODELS, "image_folder", profile="smoke", out=tmp_path / "out",
                         settings={"benchmark": [("root", str(class_folder))]}, device="cpu")
@@ -227,7 +227,7 @@ def test_the_documented_command_runs_on_a_folder_of_mnist_pngs(flat_folder, tmp_
 
 
 def test_the_classifier_command_trains_the_classifier_of_a_labelled_folder(class_folder, flat_folder):
-    from gvae_bench.classifier import train_classifier
+    from gvae_bench.execution.classifier import train_classifier
 
     result = invoke_cli("classifier", "--dataset", "image_folder", "--set", f"benchmark.root={class_folder}")
     assert result.returncode == 0, result.stderr
@@ -261,7 +261,7 @@ def test_an_empty_folder_or_a_missing_root_is_one_line_at_the_command_line(tmp_p
 
 def test_a_root_that_is_not_a_folder_is_refused_before_any_run(tmp_path):
     from gvae_bench.errors import UserError
-    from gvae_bench.execution.sweep import plan_sweep
+    from gvae_bench.sweep import plan_sweep
 
     for root, why in ((tmp_path / "absent", "does not exist"), (tmp_path / "file.png", "is not a folder")):
         if root.suffix:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from gvae_bench.results.leaderboard import build_table, write_leaderboards
-from gvae_bench.results.records import write_record
+from gvae_bench.execution.records import write_record
 
 
 def _record(model, seed, status="finished", mmd=None, reference=0.001, chash="abc"):
@@ -103,7 +103,7 @@ def test_a_checkout_is_dirty_for_changed_code_not_for_changed_results(tmp_path, 
     may mark a run's commit '+dirty', and the record names them."""
     import subprocess
 
-    from gvae_bench.results import records
+    from gvae_bench.execution import records
 
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

@@ -71,7 +71,7 @@ def test_leaderboard_loads_no_ct_reader(tmp_path):
 
 @pytest.mark.subprocess
 def test_a_sweep_is_a_library_call_without_click(tmp_path):
-    code = ("import sys, json; from gvae_bench.execution.sweep import run_sweep; "
+    code = ("import sys, json; from gvae_bench.sweep import run_sweep; "
             f"summary = run_sweep(['vae', 'wgan_gp'], 'ring8', profile='smoke', seeds=[0, 0, 1], out={str(tmp_path)!r}); "
             "print(json.dumps({'exit': summary.exit_status, 'notes': list(summary.plan.notes), "
             "'runs': [[r.record.model, r.record.seed, r.record.status.value, r.outcome.value] for r in summary.results], "

@@ -9,7 +9,7 @@ import pytest
 from gvae_bench.errors import UserError
 from gvae_bench.execution.executors import ExecutorOptions
 from gvae_bench.execution.parallel import SweepProgress, split_threads
-from gvae_bench.execution.sweep import run_sweep
+from gvae_bench.sweep import run_sweep
 
 
 def test_workers_share_the_cpus():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import gvae_bench.classifier as classifier_module
-from gvae_bench.classifier import (PINNED_DIR, ClassifierConfig, DomainClassifier, file_sha256, load_pinned,
+import gvae_bench.execution.classifier as classifier_module
+from gvae_bench.execution.classifier import (PINNED_DIR, ClassifierConfig, DomainClassifier, file_sha256, load_pinned,
                                    pinned_manifest, retrain_pinned, train_classifier)
 from gvae_bench.errors import UserError
 

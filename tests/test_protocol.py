@@ -15,7 +15,7 @@ from statsmodels.stats.multitest import multipletests
 from gvae_bench.errors import UserError
 from gvae_bench.results.leaderboard import write_leaderboards
 from gvae_bench.results.protocol import protocol_from_dict, read_protocol
-from gvae_bench.results.records import write_record
+from gvae_bench.execution.records import write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 

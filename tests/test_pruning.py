@@ -14,7 +14,7 @@ import torch
 from gvae_bench.contracts.benchmark import DataSpec
 from gvae_bench.models.vae import VAE, VAEConfig
 from gvae_bench.profiles import TrainConfig
-from gvae_bench.results.records import RunStatus, read_record
+from gvae_bench.execution.records import RunStatus, read_record
 from gvae_bench.execution.training import Intermediate, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_a_judge_that_says_stop_ends_the_run_pruned_at_its_step(tmp_path: Path):
 
 def test_a_pruned_run_is_final_and_never_evaluated(tmp_path: Path, data_root: Path):
     from gvae_bench.execution.run import execute_run
-    from gvae_bench.execution.sweep import plan_sweep
+    from gvae_bench.sweep import plan_sweep
 
     plan = plan_sweep(["vae"], "ring8", profile="smoke", seeds=[0], out=tmp_path, data_root=data_root, device="cpu")
     record, _ = execute_run(plan.specs[0], intermediate=Intermediate(4, lambda step, model: True))

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import REPO
-from gvae_bench.results.records import RecordError, RunRecord, RunStatus, read_record, write_record
+from gvae_bench.execution.records import RecordError, RunRecord, RunStatus, read_record, write_record
 
 COMMITTED = sorted((REPO / "results").glob("**/runs/**/record.json"))
 

@@ -11,7 +11,7 @@ import pytest
 
 from gvae_bench.execution.executors import LocalExecutor
 from gvae_bench.registry import MODELS
-from gvae_bench.results.records import Outcome
+from gvae_bench.execution.records import Outcome
 from gvae_bench.execution.run import execute_run as _execute_run
 from gvae_bench.execution.runs import RunSpec, resolve
 from gvae_bench.models.vae import VAE

@@ -112,7 +112,7 @@ def test_the_command_prints_a_table_and_refuses_bad_input_with_exit_2(digit_fold
 
 def test_the_real_sets_features_are_cached_by_content(monkeypatch, tmp_path: Path) -> None:
     import gvae_bench.functional.features as features_module
-    from gvae_bench.classifier import DomainClassifier
+    from gvae_bench.execution.classifier import DomainClassifier
 
     torch.manual_seed(0)
     classifier = DomainClassifier(8).eval()
@@ -135,9 +135,9 @@ def test_a_runs_samples_scored_give_the_runs_recorded_values(tmp_path: Path, dat
     drew them (``EvalContext.generated``: the model from its checkpoint, seed + 1000003), saves them as a .npy file,
     and scores them against the benchmark's test split with the run's seed, sample count, MS-SSIM pairs,
     classifier and training split: every metric and its real-train reference match the record."""
-    from gvae_bench.classifier import ClassifierConfig
+    from gvae_bench.execution.classifier import ClassifierConfig
     from gvae_bench.execution.run import load_finished_run
-    from gvae_bench.execution.sweep import run_sweep
+    from gvae_bench.sweep import run_sweep
 
     summary = run_sweep(["vae"], "mnist", profile="smoke", data_root=data_root, out=tmp_path / "out", device="cpu")
     [result] = summary.results

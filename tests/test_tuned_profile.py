@@ -13,10 +13,10 @@ pytest.importorskip("optuna")
 from conftest import invoke_cli  # noqa: E402
 from gvae_bench import profiles  # noqa: E402
 from gvae_bench.errors import UserError  # noqa: E402
-from gvae_bench.results.records import RunStatus  # noqa: E402
+from gvae_bench.execution.records import RunStatus  # noqa: E402
 from gvae_bench.execution.run import execute_run  # noqa: E402
 from gvae_bench.execution.runs import resolve  # noqa: E402
-from gvae_bench.execution.sweep import plan_sweep  # noqa: E402
+from gvae_bench.sweep import plan_sweep  # noqa: E402
 from gvae_bench.tuning import tune  # noqa: E402
 
 

@@ -62,7 +62,7 @@ def test_table_lists_both_models_with_three_trials(tuned):
 
 
 def test_trials_record_run_split_and_score(tuned, root):
-    from gvae_bench.results.records import read_record
+    from gvae_bench.execution.records import read_record
 
     out, _ = tuned
     studies = _studies(out)
@@ -118,7 +118,7 @@ def test_restart_adds_no_trials_then_exactly_the_missing_ones(tuned, root):
 
 def test_tuned_overrides_are_plan_sweep_settings(tuned, root):
     from gvae_bench.execution.runs import resolve
-    from gvae_bench.execution.sweep import plan_sweep
+    from gvae_bench.sweep import plan_sweep
 
     out, _ = tuned
     with open(out / "tuning" / "ring8" / "best_configs.toml", "rb") as handle:
@@ -135,7 +135,7 @@ def test_tuned_overrides_are_plan_sweep_settings(tuned, root):
 
 
 def test_absurd_learning_rate_fails_every_trial_and_the_study_completes(tmp_path, root):
-    from gvae_bench.results.records import RunStatus
+    from gvae_bench.execution.records import RunStatus
 
     absurd = {"lr": {"low": 1e6, "high": 1e8, "log": True, "source": "test: far beyond any sane Adam step"}}
     space = {"vae": absurd, "wgan_gp": absurd}
@@ -209,7 +209,7 @@ def test_budget_per_dataset_is_over_the_profiles():
 
 
 def test_trials_never_read_the_test_split(tuned):
-    from gvae_bench.results.records import read_record
+    from gvae_bench.execution.records import read_record
 
     out, _ = tuned
     for study in _studies(out).values():

@@ -68,7 +68,7 @@ def test_registered_metric_a_collapsed_model_scores_one(data_root) -> None:
     the reference is the score of as many real test images' features."""
     import gvae_bench.metrics  # noqa: F401
     from gvae_bench.benchmarks.torchvision_images import MNIST
-    from gvae_bench.classifier import ClassifierConfig, train_classifier
+    from gvae_bench.execution.classifier import ClassifierConfig, train_classifier
     from gvae_bench.contracts.benchmark import DataSplits
     from gvae_bench.contracts.metric import EvalContext
     from gvae_bench.profiles import EvalConfig

@@ -58,7 +58,7 @@ class EvalContext:
 
     Generated samples are drawn once (as many as the largest request) and shared by every metric;
     real test samples are a seeded random subset, the same for every model at a given seed.
-    ``classifier`` is the benchmark's domain classifier (``gvae_bench.classifier``), built by the
+    ``classifier`` is the benchmark's domain classifier (``gvae_bench.execution.classifier``), built by the
     evaluation and handed in when a metric that needs it will run; ``classifier_record`` is its
     cache record (key, test accuracy), which the feature-space metrics cite.
     """

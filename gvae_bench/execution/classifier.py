@@ -43,7 +43,7 @@ from gvae_bench.execution.checkpoints import cache_folder
 from gvae_bench.config import ConfigBase
 from gvae_bench.errors import UserError
 from gvae_bench.atomic import atomic_save, atomic_write_json
-from gvae_bench.results.records import now, software_versions
+from gvae_bench.execution.records import now, software_versions
 from gvae_bench.registry import BENCHMARKS
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def cache_root() -> Path:
 
 
 #: the folder of the pinned classifiers and their manifest (shipped with the package)
-PINNED_DIR = Path(__file__).resolve().parent / "pinned"
+PINNED_DIR = Path(__file__).resolve().parents[1] / "pinned"
 PINNED_MANIFEST = "classifiers.json"
 
 

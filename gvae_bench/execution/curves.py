@@ -20,12 +20,12 @@ from gvae_bench.errors import UserError
 from gvae_bench.execution.evaluation import evaluate
 from gvae_bench.profiles import EvalConfig
 from gvae_bench.atomic import atomic_write_text
-from gvae_bench.results.records import git_commit, read_record
+from gvae_bench.execution.records import git_commit, read_record
 from gvae_bench.registry import METRICS
 from gvae_bench.execution.run import load_finished_run
 from gvae_bench.execution.checkpoints import CHECKPOINT_FILE, safe_load
 from gvae_bench.execution.training import SNAPSHOT_FOLDER
-from gvae_bench.classifier import ClassifierConfig
+from gvae_bench.execution.classifier import ClassifierConfig
 
 
 def _snapshots(run_dir: Path) -> list[tuple[int, Path]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gvae_bench.classifier import ClassifierConfig, train_classifier
+from gvae_bench.execution.classifier import ClassifierConfig, train_classifier
 from gvae_bench.contracts.benchmark import Benchmark, DataSplits
 from gvae_bench.contracts.metric import EvalContext, Metric, NotApplicable
 from gvae_bench.contracts.model import GenerativeModel

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gvae_bench.errors import UserError
-from gvae_bench.results.records import Outcome, RunRecord
+from gvae_bench.execution.records import Outcome, RunRecord
 from gvae_bench.execution.run import execute_run
 from gvae_bench.execution.runs import RunSpec
 
@@ -381,7 +381,7 @@ class RayExecutor:
 def _record_lost_run(spec: RunSpec, reason: str) -> tuple[RunRecord, Outcome]:
     """Mark a run whose worker died as failed on disk (unless another process holds it) and return
     its record; it resumes from its last checkpoint next time, as any failed run does."""
-    from gvae_bench.results.records import RECORD_FILE, RunStatus, now, read_record, write_record
+    from gvae_bench.execution.records import RECORD_FILE, RunStatus, now, read_record, write_record
     from gvae_bench.execution.run import _run_lock, new_record
     from gvae_bench.execution.runs import resolve
 

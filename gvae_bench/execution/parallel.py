@@ -31,7 +31,7 @@ from types import FrameType, TracebackType
 from typing import Any, Callable, Iterable, Iterator
 
 from gvae_bench.errors import UserError
-from gvae_bench.results.records import Outcome, RunRecord
+from gvae_bench.execution.records import Outcome, RunRecord
 from gvae_bench.execution.runs import RunSpec
 
 log = logging.getLogger(__name__)

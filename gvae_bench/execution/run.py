@@ -30,7 +30,7 @@ from gvae_bench.execution import pictures
 from gvae_bench.errors import UserError
 from gvae_bench.execution.evaluation import evaluate
 from gvae_bench.atomic import WriteError, atomic_write_json
-from gvae_bench.results.records import (
+from gvae_bench.execution.records import (
     Outcome, RecordError, RunRecord, RunStatus, environment, git_commit, now, read_record, read_record_or_set_aside,
     software_versions, write_record,
 )
@@ -286,7 +286,7 @@ def _add_missing_metrics(run_dir: Path, record: RunRecord, data_root: Path,
     current resolution of the same config hash, which adds the fields introduced since (at their
     defaults); otherwise the record's own. Without the checkpoint nothing can be added.
     """
-    from gvae_bench.classifier import ClassifierConfig
+    from gvae_bench.execution.classifier import ClassifierConfig
     from gvae_bench.profiles import EvalConfig
     from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
 

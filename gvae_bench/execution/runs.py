@@ -20,7 +20,7 @@ from gvae_bench.contracts.benchmark import Benchmark
 from gvae_bench.config import ConfigBase, config_hash
 from gvae_bench.profiles import EvalConfig, TrainConfig, resolve_profile
 from gvae_bench.registry import BENCHMARKS, MODELS
-from gvae_bench.classifier import ClassifierConfig
+from gvae_bench.execution.classifier import ClassifierConfig
 from gvae_bench.contracts.model import GenerativeModel, ModelConfig
 from gvae_bench.contracts.family import family_for
 # the defaults the command line reads before it imports torch (gvae_bench.paths), importable from here too

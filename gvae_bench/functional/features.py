@@ -1,7 +1,7 @@
 """The feature space of the harness's feature metrics: the penultimate layer of a benchmark's domain classifier.
 
 ``domain_features(images, dataset)`` gives the ``FEATURE_DIM`` (128) post-ReLU features per image of the classifier
-``gvae_bench.classifier.train_classifier`` returns for ``dataset`` (the pinned one for MNIST and Fashion-MNIST at
+``gvae_bench.execution.classifier.train_classifier`` returns for ``dataset`` (the pinned one for MNIST and Fashion-MNIST at
 the default settings; see that module). These are the features FID, KID, precision/recall, density/coverage,
 Vendi, C_T and authenticity read; numbers in this space are comparable only with numbers from the classifier of
 the same SHA-256. It is not Inception-v3's space (Heusel et al. 2017 use Inception's 2048 pool features), so no
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from gvae_bench.classifier import ClassifierConfig
+    from gvae_bench.execution.classifier import ClassifierConfig
 
 __all__ = ["FEATURE_BATCH", "domain_classifier", "domain_features", "read_channel_groups"]
 
@@ -33,7 +33,7 @@ def read_channel_groups(classifier: nn.Module, images: torch.Tensor,
     classifier, give 3 x 128 features. The same reading as ``EvalContext.features``.
 
     Args:
-        classifier: a domain classifier (``gvae_bench.classifier.DomainClassifier``), in eval mode.
+        classifier: a domain classifier (``gvae_bench.execution.classifier.DomainClassifier``), in eval mode.
         images: (N, C, H, W) in the harness's range [-1, 1], C a multiple of the classifier's channels.
         read: what to read from each batch (default: the penultimate features).
 
@@ -55,10 +55,10 @@ def read_channel_groups(classifier: nn.Module, images: torch.Tensor,
 def domain_classifier(dataset: str, data_root: Path | str | None = None,
                       config: ClassifierConfig | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The domain classifier of ``dataset`` and its record (``sha256``, ``version``, test accuracy), from
-    ``gvae_bench.classifier.train_classifier``: the pinned weights where ``dataset`` has them and ``config`` is
+    ``gvae_bench.execution.classifier.train_classifier``: the pinned weights where ``dataset`` has them and ``config`` is
     the default, else the cached (or newly trained) one. ``data_root``: the data folder (default
     ``$GVAE_BENCH_DATA``, else ./data)."""
-    from gvae_bench.classifier import train_classifier
+    from gvae_bench.execution.classifier import train_classifier
     from gvae_bench.execution.runs import resolve_data_root
 
     return train_classifier(dataset, resolve_data_root(data_root), config)
@@ -69,7 +69,7 @@ def domain_features(images: torch.Tensor, dataset: str, data_root: Path | str | 
     """Penultimate-layer features of ``dataset``'s domain classifier for ``images``.
 
     phi(x) = ReLU(W h(x) + b), the ``FEATURE_DIM``-unit layer before the classifier's linear head, where h is the
-    convolutional trunk (``gvae_bench.classifier.DomainClassifier``); images with more channels than the classifier
+    convolutional trunk (``gvae_bench.execution.classifier.DomainClassifier``); images with more channels than the classifier
     reads are read group by group and the groups' features concatenated (``read_channel_groups``).
 
     Args:

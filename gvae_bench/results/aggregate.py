@@ -36,7 +36,7 @@ from scipy import stats as st
 
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.results.protocol import Protocol
-from gvae_bench.results.records import RunRecord, now
+from gvae_bench.execution.records import RunRecord, now
 
 log = logging.getLogger(__name__)
 

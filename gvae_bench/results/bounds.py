@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from gvae_bench.results.records import RunRecord, RunStatus
+from gvae_bench.execution.records import RunRecord, RunStatus
 
 __all__ = ["BOUNDS_COLUMNS", "bounds_frame", "bounds_markdown"]
 

@@ -33,7 +33,7 @@ import pandas as pd
 
 from gvae_bench.results.eval_protocols import comparison_refusal, evaluation_protocol, pooling_refusal
 from gvae_bench.results.protocol import CONFIRMATORY, EXPLORATORY
-from gvae_bench.results.records import RunRecord, RunStatus
+from gvae_bench.execution.records import RunRecord, RunStatus
 from gvae_bench.results.stats import NAN, NO_TEST, Comparison, adjust, best_or_tied, compare, rank_groups
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from gvae_bench.atomic import atomic_write_text
 from gvae_bench.results.comparisons import ConfirmatoryKey, RowKey, _cell, refused
 from gvae_bench.results.eval_protocols import comparison_refusal
 from gvae_bench.results.protocol import Protocol
-from gvae_bench.results.records import RunRecord, RunStatus, now
+from gvae_bench.execution.records import RunRecord, RunStatus, now
 from gvae_bench.results.stats import Comparison, compare
 
 CONFIRMATORY_COLUMNS = ["dataset", "table", "metric", "profile", "model_a", "model_b", "config_a", "config_b",
@@ -50,13 +50,13 @@ class ConfirmatoryTest:
 
 def _declared_runs(records: list[RunRecord], protocol: Protocol, model: str) -> tuple[list[RunRecord], str]:
     """The finished runs of ``model`` that may enter a confirmatory test, or [] and why none."""
-    from gvae_bench.results.leaderboard import _at_profile_settings
+    from gvae_bench.results.collect import at_profile_settings
 
     runs = [r for r in records if r.model == model and r.profile == protocol.profile
             and r.status == RunStatus.FINISHED and r.seed in protocol.seeds]
     hashes = {r.config_hash for r in runs}
     if len(hashes) > 1:
-        runs = [r for r in runs if _at_profile_settings(r)]
+        runs = [r for r in runs if at_profile_settings(r)]
         hashes = {r.config_hash for r in runs}
     if len(hashes) > 1:
         return [], f"{model}: several configurations under profile {protocol.profile} ({', '.join(sorted(hashes))})"

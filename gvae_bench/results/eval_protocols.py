@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gvae_bench.results.records import RunRecord
+from gvae_bench.execution.records import RunRecord
 
 log = logging.getLogger(__name__)
 

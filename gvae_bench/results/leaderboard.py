@@ -29,47 +29,14 @@ from gvae_bench.results.comparisons import (
 from gvae_bench.results.eval_protocols import pooling_refusal, row_protocols
 from gvae_bench.results.protocol import Protocol
 from gvae_bench.results.stats import mean_interval, range_of
-from gvae_bench.results.records import RECORD_FILE, RecordError, RunRecord, RunStatus, now, read_record
+from gvae_bench.execution.records import RunRecord, RunStatus, now
+from gvae_bench.results.collect import (  # noqa: F401  (TABLE_TITLES and read_records are part of this API)
+    TABLE_TITLES, at_profile_settings, read_records, tables_of,
+)
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_FILE = Path(__file__).with_name("published.toml")
-TABLE_TITLES = {
-    "table4": "Table 4 form: distribution distance (MMD) and sample diversity (MS-SSIM)",
-    "table5": "Table 5 form: effect of the latent size on MMD and MS-SSIM",
-    "table_modes": "Mode coverage on mixtures with known modes (VEEGAN's Table 1 form)",
-    "table6": "Table 6 form: likelihood terms of the models with an encoder (nats per test image)",
-    "table7": "Table 7 form: bounds on the negative log-likelihood, -log p(x) <= value (nats per test image)",
-    "table_novelty": "Novelty and diversity: data copying C_T (Meehan et al. 2020; about 0 like fresh data, well below 0 "
-                     "copies the training set, well above 0 underfits; not ranked), authenticity "
-                     "(Alaa et al. 2022) and the Vendi score (Friedman and Dieng 2023)",
-}
-
-
-def tables_of(result: dict[str, Any]) -> set[str]:
-    """The leaderboards a stored metric result is a column of (``table`` is a name or a list)."""
-    table = result.get("table")
-    return {table} if isinstance(table, str) else set(table or ())
-
-
-def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -> list[RunRecord]:
-    """Every readable run record of ``dataset`` under ``out``; a record that cannot be read is
-    logged, left where it is and named in ``unreadable`` (when given), never fatal."""
-    root = Path(out) / "runs" / dataset
-    records = []
-    for path in sorted(root.glob(f"**/{RECORD_FILE}")):
-        try:
-            record = read_record(path.parent)
-        except (OSError, RecordError) as exc:
-            log.warning("left out of the leaderboards, unreadable: %s", exc)
-            if unreadable is not None:
-                unreadable.append(str(path))
-            continue
-        if record is not None:
-            records.append(record)
-    return records
-
-
 def published_rows(table: str, dataset: str) -> list[dict[str, Any]]:
     with open(PUBLISHED_FILE, "rb") as handle:
         rows = tomllib.load(handle)["row"]
@@ -99,8 +66,8 @@ def table_records(records: list[RunRecord], table: str) -> list[RunRecord]:
         return [r for r in records if r.model in swept]
     if not swept:
         return records
-    own = {(r.model, r.profile) for r in records if r.model in swept and _at_profile_settings(r)}
-    return [r for r in records if (r.model, r.profile) not in own or _at_profile_settings(r)]
+    own = {(r.model, r.profile) for r in records if r.model in swept and at_profile_settings(r)}
+    return [r for r in records if (r.model, r.profile) not in own or at_profile_settings(r)]
 
 
 def table_metrics(records: list[RunRecord], table: str) -> tuple[list[str], dict[str, bool]]:
@@ -195,26 +162,6 @@ def build_table(records: list[RunRecord], table: str, dataset: str, compared: Ta
             row.update({f"{name}_mean": value, f"{name}_std": math.nan, f"{name}_n": math.nan})
         rows.append(row)
     return pd.DataFrame(rows), names, metrics
-
-
-_PROFILE_HASHES: dict[tuple[str, str, str], str | None] = {}
-
-
-def _at_profile_settings(record: RunRecord) -> bool:
-    """Whether a run used its profile's settings unchanged (no ``--latent-sizes`` or ``--set``):
-    its config hash is the one the profile resolves to. Unknown (a plugin not loaded): False."""
-    from gvae_bench.errors import UserError
-    from gvae_bench.execution.runs import RunSpec, resolve
-
-    key = (record.model, record.benchmark, record.profile)
-    if key not in _PROFILE_HASHES:
-        try:
-            spec = RunSpec(record.model, record.benchmark, record.profile, record.seed, Path("data"), Path("."))
-            _PROFILE_HASHES[key] = resolve(spec).config_hash
-        except UserError:
-            _PROFILE_HASHES[key] = None
-    expected = _PROFILE_HASHES[key]
-    return expected is not None and expected == record.config_hash
 
 
 def _latent(record: RunRecord) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from gvae_bench.results.comparisons import unranked_metrics
-from gvae_bench.results.records import RunRecord, now
+from gvae_bench.execution.records import RunRecord, now
 from gvae_bench.results.stats import range_of
 
 
@@ -126,7 +126,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
     """The table in Markdown: one block per profile, each with its evaluation protocol written
     beside it; bold and rank letters hold within a block only (rows of different profiles or
     protocols are never compared, so never share a bold or a letter)."""
-    from gvae_bench.results.leaderboard import TABLE_TITLES
+    from gvae_bench.results.collect import TABLE_TITLES
 
     measured = frame[frame.row_kind == "measured"]
     unranked = unranked_metrics(records)

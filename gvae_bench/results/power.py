@@ -35,7 +35,7 @@ from gvae_bench.atomic import atomic_write_text
 from gvae_bench.results.comparisons import _cell, commit_of
 from gvae_bench.errors import UserError
 from gvae_bench.results.protocol import Protocol
-from gvae_bench.results.records import RunRecord, RunStatus, now
+from gvae_bench.execution.records import RunRecord, RunStatus, now
 from gvae_bench.results.stats import seeds_for_paired_power
 
 FALLBACK_PILOT_PROFILE = "quick"
@@ -43,11 +43,11 @@ UPPER_SD_CONFIDENCE = 0.8
 
 
 def _pilot_runs(records: list[RunRecord], model: str, profile: str) -> list[RunRecord]:
-    from gvae_bench.results.leaderboard import _at_profile_settings
+    from gvae_bench.results.collect import at_profile_settings
 
     runs = [r for r in records if r.model == model and r.profile == profile and r.status == RunStatus.FINISHED]
     if len({r.config_hash for r in runs}) > 1:
-        runs = [r for r in runs if _at_profile_settings(r)]
+        runs = [r for r in runs if at_profile_settings(r)]
     return runs if len({r.config_hash for r in runs}) == 1 else []
 
 
@@ -127,7 +127,7 @@ def power_markdown(frame: pd.DataFrame, protocol: Protocol) -> str:
 
 def write_power(out: Path, protocol: Protocol, dest: Path) -> list[Path]:
     """Compute the a-priori table from the records under ``out`` and write ``dest/power.csv`` and ``.md``."""
-    from gvae_bench.results.leaderboard import read_records
+    from gvae_bench.results.collect import read_records
 
     by_dataset = {d: read_records(Path(out), d) for d in protocol.datasets}
     if not any(by_dataset.values()):

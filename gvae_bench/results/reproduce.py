@@ -12,7 +12,7 @@ deviation over the finished seeds of the same config, the sibling ``seed*`` fold
 included). A fraction well below 1 says the environment's effect is small next to the seeds' (the
 leaderboard's intervals cover it); a fraction near or above 1 says the environment, not the seed,
 dominates, and numbers from different machines should not be pooled. The report also says whether
-the environment matched the recorded one (``gvae_bench.results.records.environment`` field by field, and
+the environment matched the recorded one (``gvae_bench.execution.records.environment`` field by field, and
 the torch and numpy versions), and which fields differed; "unknown" for a record made before
 records named their environment.
 
@@ -33,7 +33,7 @@ from typing import Any, Iterator
 
 from gvae_bench.atomic import atomic_write_json, atomic_write_text
 from gvae_bench.errors import UserError
-from gvae_bench.results.records import RECORD_FILE, RecordError, RunRecord, RunStatus, environment, read_record
+from gvae_bench.execution.records import RECORD_FILE, RecordError, RunRecord, RunStatus, environment, read_record
 from gvae_bench.execution.runs import RunSpec, resolve
 
 log = logging.getLogger(__name__)

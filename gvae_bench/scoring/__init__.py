@@ -365,7 +365,7 @@ def _one(name: str, function: Callable[[_Sets], Any], data: _Sets, dataset: str 
 
 def _provenance(sets: dict[str, ImageSet], n: int, seed: int, dataset: str | None, extractor: _Features | None,
                 data: _Sets) -> dict[str, Any]:
-    from gvae_bench.results.records import now, software_versions
+    from gvae_bench.execution.records import now, software_versions
 
     classifier = None
     if extractor is not None:

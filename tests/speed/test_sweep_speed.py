@@ -22,7 +22,7 @@ import torch
 
 from gvae_bench.execution.executors import ExecutorOptions
 from gvae_bench.execution.parallel import available_cpus
-from gvae_bench.execution.sweep import run_sweep
+from gvae_bench.sweep import run_sweep
 
 from .conftest import SpeedReport
 

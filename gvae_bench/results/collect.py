@@ -1,0 +1,71 @@
+"""The run records of a results folder and the tables they feed: ``read_records`` reads a dataset's
+``record.json`` files, ``tables_of`` names the leaderboards a stored metric result is a column of, and
+``at_profile_settings`` tells a run at its profile's own settings from one with ``--set`` or
+``--latent-sizes`` overrides. The leaderboards, the comparisons, the power table and the report all
+build on this module, which imports none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from gvae_bench.execution.records import RECORD_FILE, RecordError, RunRecord, read_record
+
+log = logging.getLogger(__name__)
+
+TABLE_TITLES = {
+    "table4": "Table 4 form: distribution distance (MMD) and sample diversity (MS-SSIM)",
+    "table5": "Table 5 form: effect of the latent size on MMD and MS-SSIM",
+    "table_modes": "Mode coverage on mixtures with known modes (VEEGAN's Table 1 form)",
+    "table6": "Table 6 form: likelihood terms of the models with an encoder (nats per test image)",
+    "table7": "Table 7 form: bounds on the negative log-likelihood, -log p(x) <= value (nats per test image)",
+    "table_novelty": "Novelty and diversity: data copying C_T (Meehan et al. 2020; about 0 like fresh data, well below 0 "
+                     "copies the training set, well above 0 underfits; not ranked), authenticity "
+                     "(Alaa et al. 2022) and the Vendi score (Friedman and Dieng 2023)",
+}
+
+
+def tables_of(result: dict[str, Any]) -> set[str]:
+    """The leaderboards a stored metric result is a column of (``table`` is a name or a list)."""
+    table = result.get("table")
+    return {table} if isinstance(table, str) else set(table or ())
+
+
+def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -> list[RunRecord]:
+    """Every readable run record of ``dataset`` under ``out``; a record that cannot be read is
+    logged, left where it is and named in ``unreadable`` (when given), never fatal."""
+    root = Path(out) / "runs" / dataset
+    records = []
+    for path in sorted(root.glob(f"**/{RECORD_FILE}")):
+        try:
+            record = read_record(path.parent)
+        except (OSError, RecordError) as exc:
+            log.warning("left out of the leaderboards, unreadable: %s", exc)
+            if unreadable is not None:
+                unreadable.append(str(path))
+            continue
+        if record is not None:
+            records.append(record)
+    return records
+
+
+_PROFILE_HASHES: dict[tuple[str, str, str], str | None] = {}
+
+
+def at_profile_settings(record: RunRecord) -> bool:
+    """Whether a run used its profile's settings unchanged (no ``--latent-sizes`` or ``--set``):
+    its config hash is the one the profile resolves to. Unknown (a plugin not loaded): False."""
+    from gvae_bench.errors import UserError
+    from gvae_bench.execution.runs import RunSpec, resolve
+
+    key = (record.model, record.benchmark, record.profile)
+    if key not in _PROFILE_HASHES:
+        try:
+            spec = RunSpec(record.model, record.benchmark, record.profile, record.seed, Path("data"), Path("."))
+            _PROFILE_HASHES[key] = resolve(spec).config_hash
+        except UserError:
+            _PROFILE_HASHES[key] = None
+    expected = _PROFILE_HASHES[key]
+    return expected is not None and expected == record.config_hash
