@@ -1,7 +1,7 @@
 """gvae-bench's documented entry point: ``python runner.py --models gvae,wgan_gp --dataset mnist``.
 
 The command line itself is ``gvae_bench.cli`` (also installed as the ``gvae-bench`` command); the
-sweep it runs is the library call ``gvae_bench.execution.sweep.run_sweep``.
+sweep it runs is the library call ``gvae_bench.sweep.run_sweep``.
 """
 
 from gvae_bench.cli import main
