@@ -52,7 +52,7 @@ def test_data_root_without_the_files_names_what_to_provide(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     line = _one_line_error(invoke_cli("--models", "vae", "--dataset", "mnist", "--profile", "smoke",
-                                   "--data-root", str(empty), "--out", str(tmp_path / "out")))
+                                      "--data-root", str(empty), "--out", str(tmp_path / "out")))
     assert str(empty / "MNIST" / "raw") in line and "t10k-images-idx3-ubyte" in line
 
 
@@ -89,7 +89,7 @@ def test_a_run_held_by_another_sweep_is_reported_as_running_there_not_as_a_failu
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a second sweep working on seed 1 would
         result = invoke_cli("--models", "vae", "--dataset", "ring8", "--profile", "smoke", "--seeds", "0,1",
-                         "--out", str(out))
+                            "--out", str(out))
     finally:
         os.close(fd)
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gvae_bench.benchmarks.ct import CTConfig, CTFolder, PancreasCT
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 from tests.test_ct_io import write_series
 
 MODELS = "vae,wgan_gp,gvae,vae_gan,alpha_gan"
@@ -18,8 +18,8 @@ MODELS = "vae,wgan_gp,gvae,vae_gan,alpha_gan"
 def test_every_model_trains_on_ct_slices_and_patches(tmp_path, data_root):
     out = tmp_path / "results"
     for extra in ((), ("--set", "benchmark.mode=3d", "--set", "benchmark.size=16", "--set", "benchmark.patches_per_volume=16")):
-        result = run_cli("--models", MODELS, "--dataset", "ct_folder", "--profile", "smoke",
-                         "--data-root", str(data_root / "CT"), "--out", str(out), *extra)
+        result = invoke_cli("--models", MODELS, "--dataset", "ct_folder", "--profile", "smoke",
+                            "--data-root", str(data_root / "CT"), "--out", str(out), *extra)
         assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in out.glob("runs/ct_folder/*/*/seed0/record.json")]
     assert len(records) == 10 and all(r["status"] == "finished" for r in records)
@@ -55,8 +55,8 @@ def test_shared_volume_split_is_by_slab_and_cached_outside_the_data_root(data_ro
 
 
 def test_pancreas_ct_missing_names_both_layouts(tmp_path):
-    result = run_cli("--models", "vae", "--dataset", "pancreas_ct", "--profile", "smoke", "--data-root", str(tmp_path),
-                     "--out", str(tmp_path / "out"))
+    result = invoke_cli("--models", "vae", "--dataset", "pancreas_ct", "--profile", "smoke", "--data-root", str(tmp_path),
+                        "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Pancreas-CT" in result.stderr and "Task07_Pancreas" in result.stderr and "NBIA" in result.stderr
 
@@ -80,9 +80,9 @@ def test_exported_nifti_opens_with_the_training_spacing(tmp_path, data_root):
     args = ("--models", "vae", "--dataset", "ct_folder", "--profile", "smoke", "--data-root", str(data_root / "CT"),
             "--out", str(out), "--set", "benchmark.mode=3d", "--set", "benchmark.size=16",
             "--set", "benchmark.patches_per_volume=16", "--set", "benchmark.spacing_mm=2.0")
-    assert run_cli(*args).returncode == 0
+    assert invoke_cli(*args).returncode == 0
     run_dir = next(out.glob("runs/ct_folder/vae/*/seed0"))
-    result = run_cli("export-nifti", str(run_dir), "-n", "2", "--data-root", str(data_root / "CT"))
+    result = invoke_cli("export-nifti", str(run_dir), "-n", "2", "--data-root", str(data_root / "CT"))
     assert result.returncode == 0, result.stderr
     paths = sorted((run_dir / "nifti").glob("*.nii.gz"))
     assert len(paths) == 2
@@ -116,8 +116,8 @@ def test_every_model_trains_on_pancreas_ct_slices_and_patches(tmp_path):
         _write_decathlon_volume(tmp_path / "Task07_Pancreas" / "imagesTr" / f"pancreas_{patient:03d}.nii.gz", patient)
     out = tmp_path / "results"
     for extra in ((), ("--set", "benchmark.mode=3d", "--set", "benchmark.size=16", "--set", "benchmark.patches_per_volume=8")):
-        result = run_cli("--models", MODELS, "--dataset", "pancreas_ct", "--profile", "smoke", "--data-root", str(tmp_path),
-                         "--out", str(out), *extra)
+        result = invoke_cli("--models", MODELS, "--dataset", "pancreas_ct", "--profile", "smoke", "--data-root", str(tmp_path),
+                            "--out", str(out), *extra)
         assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in out.glob("runs/pancreas_ct/*/*/seed0/record.json")]
     assert len(records) == 10 and all(r["status"] == "finished" for r in records)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from gvae_bench.metrics.frd import (INSTALL_HINT, FrechetRadiomicsDistance, frechet_radiomics_distance,
                                     radiomic_features)
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 
 def _images(kind: str, n: int, seed: int, size: int = 32, dims: int = 2) -> torch.Tensor:
@@ -174,8 +174,8 @@ def test_smoke_run_on_ct_slices_records_frd_as_na_below_the_feature_count(tmp_pa
     """The smoke profile's 3 images per set are far fewer than the ~400 radiomic features: a singular covariance,
     so the cell is n/a with that reason (issue 34 item 8), not a number."""
     out = tmp_path / "results"
-    result = run_cli("--models", "vae", "--dataset", "ct_folder", "--profile", "smoke", "--data-root",
-                     str(data_root / "CT"), "--out", str(out))
+    result = invoke_cli("--models", "vae", "--dataset", "ct_folder", "--profile", "smoke", "--data-root",
+                        str(data_root / "CT"), "--out", str(out))
     assert result.returncode == 0, result.stderr
     [record_file] = out.glob("runs/ct_folder/vae/*/seed0/record.json")
     record = json.loads(record_file.read_text())

@@ -154,3 +154,15 @@ def test_the_leaderboard_command_names_a_protocol_and_refuses_a_bad_one_in_one_l
     assert result.exit_code == 0, result.output
     power = _csv(tmp_path / "power.csv")
     assert set(power.pilot_profile) == {"quick"} and len(power) == 6  # 3 pairs x 1 metric x 2 datasets
+
+
+def test_a_pinned_classifier_is_named_by_its_sha256_and_differs_from_an_unpinned_key():
+    from gvae_bench.eval_protocols import classifier_of, comparison_refusal
+
+    pinned = classifier_of({"classifier_sha256": "ab" * 32, "classifier_version": 2, "classifier_key": "mnist-1"})
+    assert pinned == "classifier sha256 abababababab (version 2)"
+    other = classifier_of({"classifier_sha256": "cd" * 32, "classifier_version": 3})
+    old = classifier_of({"classifier_key": "mnist-1"})
+    assert old == "classifier key mnist-1 (weights not pinned)" and classifier_of({}) == ""
+    assert comparison_refusal(pinned, pinned) == ""
+    assert "version 2" in comparison_refusal(pinned, other) and "not pinned" in comparison_refusal(pinned, old)
