@@ -157,7 +157,7 @@ def test_the_leaderboard_command_names_a_protocol_and_refuses_a_bad_one_in_one_l
 
 
 def test_a_pinned_classifier_is_named_by_its_sha256_and_differs_from_an_unpinned_key():
-    from gvae_bench.eval_protocols import classifier_of, comparison_refusal
+    from gvae_bench.results.eval_protocols import classifier_of, comparison_refusal
 
     pinned = classifier_of({"classifier_sha256": "ab" * 32, "classifier_version": 2, "classifier_key": "mnist-1"})
     assert pinned == "classifier sha256 abababababab (version 2)"
