@@ -15,19 +15,20 @@ only parses options and prints.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from gvae_bench.atomic import check_writable_folder
 from gvae_bench.errors import UserError
 from gvae_bench.execution.executors import ExecutorOptions, check_executor, get_executor
+from gvae_bench.results.collect import records_read_once
 from gvae_bench.results.leaderboard import write_leaderboards
 from gvae_bench.profiles import get_profile, tuned_entry
 from gvae_bench.profiles import tuned_from as tuned_profile_of
 from gvae_bench.execution.records import Outcome, RunRecord, RunStatus
 from gvae_bench.registry import BENCHMARKS, MODELS
-from gvae_bench.execution.runs import DEFAULT_OUT, RunSpec, resolve, resolve_data_root
+from gvae_bench.execution.runs import DEFAULT_OUT, ResolvedRun, RunSpec, resolve, resolve_data_root
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class SweepPlan:
     specs: tuple[RunSpec, ...]
     out: Path
     notes: tuple[str, ...] = ()
+    #: each spec resolved once, by the plan: the runs in this process use these configs and benchmarks
+    runs: tuple[ResolvedRun, ...] = field(default=(), compare=False, repr=False)
 
     def label(self, record: RunRecord) -> str:
         """How a run is named in progress lines: model, seed and, in a latent sweep, the size."""
@@ -181,13 +184,26 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
                 benchmark_overrides=overrides["benchmark"], train_overrides=overrides["train"],
                 eval_overrides=overrides["eval"])
         for m in models for size in (sizes or (None,)) for s in seed_values)
-    for spec in specs:  # every config built and checked (field types, values) before any run
-        resolve(spec)
+    # each model's config hash at the profile's own settings, resolved once: every record names it, so the
+    # tables tell a run with overrides from one without resolving again (``RunRecord.profile_config_hash``)
+    profile_hashes = {m: _profile_hash(RunSpec(m, benchmark, profile, seed_values[0], root, Path(out), device))
+                      for m in models}
+    specs = tuple(replace(spec, profile_config_hash=profile_hashes[spec.model]) for spec in specs)
+    runs = tuple(resolve(spec) for spec in specs)  # every config built and checked (field types, values) before any run
     check_writable_folder(Path(out), "--out")
     if check_data:  # missing data: an error before any run
         benchmark_cls(root, benchmark_cls.Config.from_dict(dict(overrides["benchmark"]))).load()
     return SweepPlan(models=models, benchmark=benchmark, profile=profile, seeds=seed_values, latent_sizes=sizes,
-                     specs=specs, out=Path(out), notes=notes)
+                     specs=specs, out=Path(out), notes=notes, runs=runs)
+
+
+def _profile_hash(spec: RunSpec) -> str | None:
+    """The config hash ``spec`` (no overrides) resolves to; None when the profile alone does not make a
+    valid config for the model (then no run of it counts as at the profile's settings)."""
+    try:
+        return resolve(spec).config_hash
+    except UserError:
+        return None
 
 
 def _tuned_settings(models: Sequence[str], benchmark: str, profile: str,
@@ -217,7 +233,7 @@ def execute_sweep(plan: SweepPlan, executor: str = "local", options: ExecutorOpt
     summary = SweepSummary(plan=plan)
     try:
         with get_executor(executor, options) as running:  # Ray: started or joined here; no cluster: UserError
-            outcomes = running.run(list(plan.specs))  # Ray: submitted here; a run no node can hold: UserError
+            outcomes = running.run(list(plan.runs or plan.specs))  # Ray: submitted here; a run no node can hold: UserError
             if on_start is not None:
                 on_start(running)
             for record, outcome in outcomes:
@@ -229,10 +245,11 @@ def execute_sweep(plan: SweepPlan, executor: str = "local", options: ExecutorOpt
     except KeyboardInterrupt:  # the executor has cancelled what was outstanding by now
         summary.interrupted = True
         return summary
-    summary.leaderboards = write_leaderboards(plan.out, plan.benchmark)
     from gvae_bench.report import write_report  # Jinja2 and the page model, only once runs are done
 
-    summary.report = write_report(plan.out)
+    with records_read_once():  # the tables and the report share one read of each record
+        summary.leaderboards = write_leaderboards(plan.out, plan.benchmark)
+        summary.report = write_report(plan.out)
     return summary
 
 

@@ -141,7 +141,10 @@ def test_the_wheel_holds_the_one_top_level_package(tmp_path):
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"gvae_bench"}
     for module in ("gvae_bench/models/gvae.py", "gvae_bench/metrics/mmd.py", "gvae_bench/benchmarks/mixtures.py",
-                   "gvae_bench/contracts/model.py", "gvae_bench/profiles.toml", "gvae_bench/published.toml"):
+                   "gvae_bench/contracts/model.py", "gvae_bench/profiles.toml", "gvae_bench/results/published.toml",
+                   "gvae_bench/tuning/search_space.toml", "gvae_bench/report/templates/base.html",
+                   "gvae_bench/pinned/classifiers.json", "gvae_bench/execution/run.py", "gvae_bench/cli/common.py",
+                   "gvae_bench/functional/fid.py", "gvae_bench/scoring/inputs.py"):
         assert module in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "gvae-bench = gvae_bench.cli:main" in entry_points

@@ -3,6 +3,10 @@
 Plugins (the built-in ones in ``gvae_bench.models``, ``gvae_bench.benchmarks`` and
 ``gvae_bench.metrics``, and outside ones) import these; the core reaches plugins only through the
 registry (``gvae_bench.registry``), never by importing them.
+
+The public contract is exactly ``__all__`` below: a plugin imports these names from
+``gvae_bench.contracts`` (docs/plugins.md, "Overview", lists them with the few other public names a
+plugin may use); the modules behind them may move.
 """
 
 from gvae_bench.contracts.benchmark import (

@@ -28,9 +28,9 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gvae_bench.errors import UserError
-from gvae_bench.execution.records import Outcome, RunRecord
-from gvae_bench.execution.run import execute_run
-from gvae_bench.execution.runs import RunSpec
+from gvae_bench.execution.records import RECORD_FILE, Outcome, RunRecord, RunStatus, now, read_record, write_record
+from gvae_bench.execution.run import _run_lock, execute_run, new_record
+from gvae_bench.execution.runs import ResolvedRun, RunSpec, resolve, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,14 @@ class LocalExecutor:
             self._parallel.__exit__(exc_type, exc, tb)
             self._parallel = None
 
-    def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
+    def run(self, specs: Iterable[RunSpec | ResolvedRun]) -> Iterator[tuple[RunRecord, Outcome]]:
         from gvae_bench.execution.parallel import ParallelLocalExecutor, split_threads
 
         specs = list(specs)
         workers, threads = split_threads(self.workers, len(specs))
-        if workers == 1:
+        if workers == 1:  # in this process: a resolved run from the plan is used as it is
             return (self.run_fn(spec) for spec in specs)
+        specs = [spec_of(spec) for spec in specs]  # child processes resolve their own
         log.info("running up to %d runs at once, %d torch thread(s) each", workers, threads)
         self._parallel = ParallelLocalExecutor(workers, threads, self.plugins).__enter__()
         self._parallel.on_progress = lambda progress: self.on_progress and self.on_progress(progress)
@@ -287,7 +288,6 @@ class RayExecutor:
         ``--cpus-per-run``, neither exceeds ``largest_node_cpus`` (e.g. a container whose CPU quota
         is below the cores torch counts), so the default never asks for more than a node has.
         """
-        from gvae_bench.execution.runs import resolve
 
         pinned = resolve(spec).train.threads
         cpus = self.options.cpus_per_run
@@ -321,7 +321,7 @@ class RayExecutor:
                 raise UserError(message)
             log.warning("%s; the runs wait until the cluster grows", message)
 
-    def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
+    def run(self, specs: Iterable[RunSpec | ResolvedRun]) -> Iterator[tuple[RunRecord, Outcome]]:
         """Submit every run as a Ray task now (a run no node can hold is a ``UserError`` here, before
         anything runs) and return an iterator of their records in completion order."""
         import ray
@@ -330,7 +330,7 @@ class RayExecutor:
         try:
             self._connect()
             specs = [dataclasses.replace(spec, out=Path(spec.out).absolute(), data_root=Path(spec.data_root).absolute())
-                     for spec in specs]
+                     for spec in map(spec_of, specs)]  # each task resolves its run on its node
             default_threads = torch.get_num_threads()  # what a local run in this process would use
             largest = self._largest_node_cpus()
             plan = [(spec, *self.resources(spec, default_threads, largest)) for spec in specs]
@@ -381,10 +381,6 @@ class RayExecutor:
 def _record_lost_run(spec: RunSpec, reason: str) -> tuple[RunRecord, Outcome]:
     """Mark a run whose worker died as failed on disk (unless another process holds it) and return
     its record; it resumes from its last checkpoint next time, as any failed run does."""
-    from gvae_bench.execution.records import RECORD_FILE, RunStatus, now, read_record, write_record
-    from gvae_bench.execution.run import _run_lock, new_record
-    from gvae_bench.execution.runs import resolve
-
     resolved = resolve(spec)
     log.info("%s failed: %s", resolved.run_dir, reason)  # the runner reports it beside the other runs
     with _run_lock(resolved.run_dir) as locked:

@@ -93,6 +93,10 @@ class RunRecord:
     environment: dict[str, Any] | None = None
     #: a tuned run's fields came from: best_configs.toml (path, SHA-256), study, trial, validation score
     tuning: dict[str, Any] | None = None
+    #: the config hash the run's model, benchmark and profile resolve to with no overrides (no ``--set``,
+    #: ``--latent-sizes`` or tuned fields), decided when the sweep was planned: equal to ``config_hash``
+    #: when the run ran at its profile's own settings, which the tables read without resolving again
+    profile_config_hash: str | None = None
     reason: str | None = None
     traceback: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -110,7 +114,7 @@ class RunRecord:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         values["status"] = self.status.value
         optional = ("started", "ended", "data", "steps_done", "resumed_from_step", "train_seconds", "reason",
-                    "traceback", "plugins", "environment", "tuning")
+                    "traceback", "plugins", "environment", "tuning", "profile_config_hash")
         values = {k: v for k, v in values.items() if not (k in optional and v is None)}
         if not self.rescored:
             values.pop("rescored")

@@ -38,13 +38,19 @@ from gvae_bench.execution.runs import ResolvedRun, RunSpec, resolve
 from gvae_bench.execution.checkpoints import CHECKPOINT_FILE, load_weights
 from gvae_bench.execution.tracking import NoTracker, open_tracker
 from gvae_bench.execution.training import Intermediate, seed_everything, train
+from gvae_bench.execution.classifier import ClassifierConfig
+from gvae_bench.profiles import EvalConfig
+from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
 
 log = logging.getLogger(__name__)
 
 
-def execute_run(spec: RunSpec, intermediate: Intermediate | None = None,
+def execute_run(spec: RunSpec | ResolvedRun, intermediate: Intermediate | None = None,
                 evaluate_test: bool = True) -> tuple[RunRecord, Outcome]:
     """Run ``spec`` (or skip it if its record is final); its record and what was done with it.
+
+    ``spec`` may be the plan's ``ResolvedRun`` (``SweepPlan.runs``): its config and benchmark are then
+    used as they are, not resolved again.
 
     ``intermediate``: a judge the training loop consults every few steps, which may stop the run
     (status ``pruned``, not evaluated): a tuner's pruner (``gvae_bench.execution.training.Intermediate``).
@@ -54,7 +60,7 @@ def execute_run(spec: RunSpec, intermediate: Intermediate | None = None,
     Bad input (``UserError``: unknown names, missing data) propagates; any other failure is
     recorded with status ``failed`` and returned, so a sweep goes on.
     """
-    resolved = resolve(spec)
+    resolved = spec if isinstance(spec, ResolvedRun) else resolve(spec)
     run_dir = resolved.run_dir
     with _run_lock(run_dir) as locked:
         if not locked:
@@ -141,13 +147,12 @@ def new_record(resolved: ResolvedRun, existing: RunRecord | None) -> RunRecord:
         plugins=plugin_provenance(resolved) or None,
         environment=environment(spec.device, resolved.train.threads or torch.get_num_threads()),
         tuning=dict(dict(spec.provenance).get("tuning", ())) or None,
+        profile_config_hash=spec.profile_config_hash,
     )
 
 
 def _metric_plugins() -> dict[str, Any]:
     """The outside metric plugins registered now: name -> origin (path, package, source hash)."""
-    from gvae_bench.registry import METRICS
-
     return {entry.name: entry.origin.to_dict() for entry in METRICS.entries() if entry.origin is not None}
 
 
@@ -244,7 +249,6 @@ def _train_and_score(resolved: ResolvedRun, splits, record: RunRecord, intermedi
 def load_finished_run(run_dir: Path, data_root: Path):
     """The model of a finished run (weights from its checkpoint) and its benchmark, rebuilt from
     the run record's resolved config alone."""
-    from gvae_bench.registry import BENCHMARKS, MODELS
     record = read_record(run_dir)
     if record is None or record.status != RunStatus.FINISHED:
         raise UserError(f"{run_dir} holds no finished run (record status: {record.status if record else 'none'})")
@@ -286,10 +290,6 @@ def _add_missing_metrics(run_dir: Path, record: RunRecord, data_root: Path,
     current resolution of the same config hash, which adds the fields introduced since (at their
     defaults); otherwise the record's own. Without the checkpoint nothing can be added.
     """
-    from gvae_bench.execution.classifier import ClassifierConfig
-    from gvae_bench.profiles import EvalConfig
-    from gvae_bench.registry import BENCHMARKS, METRICS, MODELS
-
     recorded = record.metrics
     metric_code, recorded_code = _metric_plugins(), (record.plugins or {}).get("metrics", {})
     missing = {name for name in METRICS.names()

@@ -50,6 +50,10 @@ class RunSpec:
     #: where the run's live curves go (``--log``: ``none``, or ``tensorboard`` under ``<out>/tensorboard``,
     #: ``gvae_bench.execution.tracking``); how a run is watched, so neither in the config nor in its hash
     log: str = "none"
+    #: the config hash of (model, benchmark, profile) with no overrides, set by the plan (``plan_sweep``)
+    #: and written into the record so the tables tell runs at the profile's settings without resolving;
+    #: not part of the config hash
+    profile_config_hash: str | None = None
 
 
 @dataclass
@@ -115,7 +119,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     family = family_for(shape_probe.spec.shape).name  # the data's shape may depend on the overrides (CT mode)
     sections = resolve_profile(spec.profile, spec.model, spec.benchmark, family)
     benchmark_values = {**sections["benchmark"], **dict(spec.benchmark_overrides)}
-    benchmark = benchmark_cls(spec.data_root, benchmark_cls.Config.from_dict(benchmark_values))
+    benchmark = (shape_probe if benchmark_values == dict(spec.benchmark_overrides)  # the profile adds nothing: built once
+                 else benchmark_cls(spec.data_root, benchmark_cls.Config.from_dict(benchmark_values)))
     model_config = model_cls.Config.from_dict({**sections["model"], **dict(spec.model_overrides)})
     model_config = model_config.for_data(benchmark.spec)
     return ResolvedRun(
@@ -128,3 +133,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         family=family,
         classifier=ClassifierConfig.from_dict(sections["classifier"]),
     )
+
+
+def spec_of(run: RunSpec | ResolvedRun) -> RunSpec:
+    """The ``RunSpec`` of a run given as a spec or as the plan's resolved run."""
+    return run.spec if isinstance(run, ResolvedRun) else run

@@ -7,9 +7,10 @@ build on this module, which imports none of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from gvae_bench.execution.records import RECORD_FILE, RecordError, RunRecord, read_record
 
@@ -33,9 +34,43 @@ def tables_of(result: dict[str, Any]) -> set[str]:
     return {table} if isinstance(table, str) else set(table or ())
 
 
+#: within ``records_read_once()``: each (folder, dataset)'s records and unreadable files, read once
+_READ: dict[tuple[Path, str], tuple[list[RunRecord], list[str]]] | None = None
+
+
+@contextlib.contextmanager
+def records_read_once() -> Iterator[None]:
+    """Within the block each dataset's ``record.json`` files are read from disk once: the
+    leaderboards, the aggregate over the protocol's datasets, the power table and the report of one
+    command share what ``read_records`` read (the records are not written meanwhile). Nested blocks
+    share the outer one's reads."""
+    global _READ
+    outer = _READ
+    if outer is None:
+        _READ = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _READ = None
+
+
 def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -> list[RunRecord]:
     """Every readable run record of ``dataset`` under ``out``; a record that cannot be read is
     logged, left where it is and named in ``unreadable`` (when given), never fatal."""
+    if _READ is not None:
+        key = (Path(out).resolve(), dataset)
+        if key not in _READ:
+            skipped: list[str] = []
+            _READ[key] = (_read_records(out, dataset, skipped), skipped)
+        records, skipped = _READ[key]
+        if unreadable is not None:
+            unreadable.extend(skipped)
+        return list(records)
+    return _read_records(out, dataset, unreadable)
+
+
+def _read_records(out: Path, dataset: str, unreadable: list[str] | None) -> list[RunRecord]:
     root = Path(out) / "runs" / dataset
     records = []
     for path in sorted(root.glob(f"**/{RECORD_FILE}")):
@@ -57,6 +92,9 @@ _PROFILE_HASHES: dict[tuple[str, str, str], str | None] = {}
 def at_profile_settings(record: RunRecord) -> bool:
     """Whether a run used its profile's settings unchanged (no ``--latent-sizes`` or ``--set``):
     its config hash is the one the profile resolves to. Unknown (a plugin not loaded): False."""
+    if record.profile_config_hash is not None:  # named by the plan that ran it
+        return record.profile_config_hash == record.config_hash
+    # a record from before the plan named it: resolve the profile's own settings, once per (model, benchmark, profile)
     from gvae_bench.errors import UserError
     from gvae_bench.execution.runs import RunSpec, resolve
 

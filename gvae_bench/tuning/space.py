@@ -1,6 +1,6 @@
 """The tuning's search space and validation split (``gvae_bench.tuning`` runs the studies).
 
-The search space is data, ``gvae_bench/search_space.toml``: per model, each tuned config field's
+The search space is data, ``gvae_bench/tuning/search_space.toml``: per model, each tuned config field's
 range (``low``/``high``, ``log``) or ``choices`` with the source of the range, and per profile the
 budget (trials, steps per trial, the held-out fraction). The validation split is carved from the
 training split (the first rows fit, the last validate) and never touches the test set.
