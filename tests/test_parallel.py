@@ -63,3 +63,47 @@ def test_two_workers_give_the_table_of_one_worker_and_overlap_in_time(tmp_path, 
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # two runs at once
     rows = (tmp_path / "two" / "leaderboards" / "ring8" / "table_modes.csv").read_text()
     assert rows == (tmp_path / "one" / "leaderboards" / "ring8" / "table_modes.csv").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_sigterm_to_the_runner_alone_stops_its_children_after_they_save(tmp_path, data_root):
+    """SIGTERM to the parent process only (a scheduler's stop): the children get SIGINT, save a
+    checkpoint at their next step boundary and stop; nothing is left running; the rerun resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gvae_bench.checkpoints import CHECKPOINT_FILE
+
+    from conftest import REPO
+
+    args = [sys.executable, str(REPO / "runner.py"), "--models", "vae", "--dataset", "ring8", "--profile", "smoke",
+            "--seeds", "0,1", "--workers", "2", "--set", "train.steps=200000", "--set", "train.checkpoint_every=100000",
+            "--out", str(tmp_path)]
+    env = {**os.environ, "GVAE_BENCH_OFFLINE": "1", "GVAE_BENCH_DATA": str(data_root)}
+    runner = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(tmp_path.glob("runs/ring8/vae/*/seed*/record.json"))) < 2:  # both runs have started
+            assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+            time.sleep(0.5)
+        time.sleep(8)  # and are in their training loops
+        runner.send_signal(signal.SIGTERM)
+        out, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert runner.returncode == 130, err
+    assert "checkpoint saved" in err or "interrupted" in err
+    checkpoints = list(tmp_path.glob(f"runs/ring8/vae/*/seed*/{CHECKPOINT_FILE}"))
+    assert len(checkpoints) == 2  # each child saved at its step boundary
+    for _ in range(40):  # no child left behind (multiprocessing's resource tracker leaves once the parent has)
+        left = subprocess.run(["pgrep", "-s", str(runner.pid)], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.5)
+    assert left == []
