@@ -76,7 +76,7 @@ def test_sigterm_to_the_runner_alone_stops_its_children_after_they_save(tmp_path
     import sys
     import time
 
-    from gvae_bench.checkpoints import CHECKPOINT_FILE
+    from gvae_bench.execution.checkpoints import CHECKPOINT_FILE
 
     from conftest import REPO
 
