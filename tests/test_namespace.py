@@ -131,8 +131,10 @@ def test_a_users_own_models_and_metrics_folders_change_nothing(tmp_path):
 @pytest.mark.slow
 def test_the_wheel_holds_the_one_top_level_package(tmp_path):
     clone = tmp_path / "clone"
-    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(".venv", ".git", "results", "*.egg-info", "build",
-                                                              "__pycache__"))
+    skip = shutil.ignore_patterns(".venv", ".git", "*.egg-info", "build", "__pycache__")
+    # the checkout's results/ (not the package's gvae_bench/results/) stays out of the copy
+    shutil.copytree(REPO, clone, ignore=lambda folder, names: set(skip(folder, names)) | (
+        {"results"} if Path(folder) == REPO else set()))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
                             str(clone)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
