@@ -34,4 +34,4 @@ class ClassifierFID(Metric):
             raise NotApplicable(problem)
         return MetricResult(frechet_distance(fake, real), n_generated=len(fake), n_real=len(real),
                             reference=frechet_distance(train, real),
-                            details={**ctx.classifier_details, "reference": REAL_TRAIN_VS_TEST})
+                            details={**ctx.classifier_details, "reference": REAL_TRAIN_VS_TEST, "features": real.shape[1]})

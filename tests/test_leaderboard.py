@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +151,22 @@ def test_table7_shows_each_runs_standard_error_and_ais_against_iwae_on_the_same_
     text = (tmp_path / "leaderboards" / "mnist" / "table7.md").read_text()
     assert "| vae | likelihood | abc | 0 | 88.00 ± 0.24 | 10000, 5000 | 86.00 | 100, 16, 1000 | 86.50 | 0.50 |" in text
     assert "| vae | likelihood | abc | 1 | 89.00 ± 0.24 | 10000, 5000 | n/a | n/a, n/a, n/a | n/a | n/a |" in text
+
+
+def test_a_frechet_distance_from_fewer_samples_than_features_is_na_in_the_tables(tmp_path):
+    """The committed CT records hold FRD values fitted from 20 reference slices for 392 radiomic
+    features (a singular covariance): the tables show n/a with the reason, the records are unchanged."""
+    import shutil
+
+    from gvae_bench.results.leaderboard import read_records, write_leaderboards
+
+    source = Path(__file__).resolve().parents[1] / "results" / "reference" / "runs" / "ct_folder"
+    shutil.copytree(source, tmp_path / "runs" / "ct_folder")
+    on_disk = json.loads(next((tmp_path / "runs" / "ct_folder").glob("vae/*/seed0/record.json")).read_text())
+    assert on_disk["metrics"]["frd"]["value"] > 1e20 and on_disk["metrics"]["frd"]["n_real"] == 20
+    records = read_records(tmp_path, "ct_folder")
+    assert all(r.metrics["frd"]["value"] is None and "392 features" in r.metrics["frd"]["na"] for r in records)
+    write_leaderboards(tmp_path, "ct_folder")
+    table = (tmp_path / "leaderboards" / "ct_folder" / "table4.md").read_text()
+    assert "- `frd`: n/a in every run: FRD fits a 392-dimensional covariance" in table
+    assert "e+2" not in table  # none of the 1e21 to 6e27 values

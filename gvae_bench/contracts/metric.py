@@ -19,6 +19,7 @@ from torch import nn
 
 from gvae_bench.contracts.benchmark import Benchmark, DataSplits
 from gvae_bench.contracts.model import GenerativeModel
+from gvae_bench.functional.features import read_channel_groups
 from gvae_bench.profiles import EvalConfig
 
 # What a metric may need: model capabilities and facts about the benchmark.
@@ -112,23 +113,10 @@ class EvalContext:
             raise ValueError(f"unknown sample set {which!r}; one of {sorted(sets)}")
         return sets[which](n)
 
-    def _read_per_channel(self, which: str, n: int,
-                          read: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-        """``read(classifier, images)`` on ``n`` samples of the set ``which`` (as in ``features``),
-        in batches of 1000, with the benchmark's domain classifier, whose ``in_channels`` (1 when it
-        has none) it is given at a time: one tensor per group of channels."""
-        classifier = self.classifier
-        if classifier is None:
+    def _classifier_on(self, which: str, n: int) -> tuple[nn.Module, torch.Tensor]:
+        if self.classifier is None:
             raise RuntimeError("this metric reads the domain classifier, but the evaluation context was given none")
-        samples = self.samples(which, n)
-        step = int(getattr(classifier, "in_channels", 1))
-        if samples.shape[1] % step:
-            raise ValueError(f"the domain classifier reads {step} channels at a time; the samples have "
-                             f"{samples.shape[1]}")
-        with torch.no_grad():
-            return [torch.cat([read(classifier, samples[i : i + 1000, c : c + step].float())
-                               for i in range(0, len(samples), 1000)])
-                    for c in range(0, samples.shape[1], step)]
+        return self.classifier, self.samples(which, n)
 
     def features(self, which: str, n: int) -> torch.Tensor:
         """Penultimate-layer features of the benchmark's domain classifier for ``n`` generated
@@ -137,8 +125,7 @@ class EvalContext:
         MNIST's 1-channel classifier) are read group by group and the groups' features concatenated."""
         key = f"{which}:{n}"
         if key not in self._features:
-            self._features[key] = torch.cat(
-                self._read_per_channel(which, n, lambda classifier, images: classifier.features(images)), dim=1)
+            self._features[key] = read_channel_groups(*self._classifier_on(which, n))
         return self._features[key]
 
     def predicted_classes(self, which: str, n: int) -> torch.Tensor:
@@ -146,8 +133,8 @@ class EvalContext:
         generated, real test or real training samples, shape (n, groups)."""
         key = f"classes:{which}:{n}"
         if key not in self._features:
-            self._features[key] = torch.stack(
-                self._read_per_channel(which, n, lambda classifier, images: classifier(images).argmax(dim=1)), dim=1)
+            self._features[key] = read_channel_groups(*self._classifier_on(which, n),
+                                                      read=lambda model, images: model(images).argmax(dim=1, keepdim=True))
         return self._features[key]
 
     @property

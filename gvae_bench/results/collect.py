@@ -82,8 +82,25 @@ def _read_records(out: Path, dataset: str, unreadable: list[str] | None) -> list
                 unreadable.append(str(path))
             continue
         if record is not None:
-            records.append(record)
+            records.append(_without_inestimable(record))
     return records
+
+
+def _without_inestimable(record: RunRecord) -> RunRecord:
+    """``record`` with every Frechet distance (FID, FRD) fitted from no more samples than feature
+    dimensions shown as n/a with the reason (``too_few_for_covariance``), records written before
+    the metrics refused such a fit included; the record on disk is not changed."""
+    from gvae_bench.functional.fid import too_few_for_covariance
+
+    for name, result in record.metrics.items():
+        features = (result.get("details") or {}).get("features")
+        if result.get("value") is None or not isinstance(features, int) or not result.get("n_real"):
+            continue
+        reason = too_few_for_covariance(int(result.get("n_generated") or 0), int(result["n_real"]), features,
+                                        name.upper())
+        if reason is not None:
+            record.metrics[name] = {**result, "value": None, "reference": None, "na": reason}
+    return record
 
 
 _PROFILE_HASHES: dict[tuple[str, str, str], str | None] = {}

@@ -37,6 +37,8 @@ from gvae_bench.results.collect import (  # noqa: F401  (TABLE_TITLES and read_r
 log = logging.getLogger(__name__)
 
 PUBLISHED_FILE = Path(__file__).with_name("published.toml")
+
+
 def published_rows(table: str, dataset: str) -> list[dict[str, Any]]:
     with open(PUBLISHED_FILE, "rb") as handle:
         rows = tomllib.load(handle)["row"]

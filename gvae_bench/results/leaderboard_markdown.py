@@ -121,6 +121,22 @@ def _block_protocol(block: pd.DataFrame, names: list[str]) -> str:
     return "; ".join(f"{', '.join(metrics)}: {text}" for text, metrics in found.items())
 
 
+def _not_estimated_lines(records: list[RunRecord], names: list[str], table: str) -> list[str]:
+    """A line for each metric of ``table`` that no run could estimate, with the reason its results
+    give (a covariance from too few samples, say); metrics that do not apply (``needs ...``) are left out."""
+    from gvae_bench.results.collect import tables_of
+
+    reasons: dict[str, set[str]] = {}
+    for record in records:
+        for name, result in record.metrics.items():
+            na = result.get("na")
+            if name in names or result.get("value") is not None or table not in tables_of(result):
+                continue
+            if isinstance(na, str) and na and not na.startswith("needs "):
+                reasons.setdefault(name, set()).add(na)
+    return [f"- `{name}`: n/a in every run: {'; '.join(sorted(texts))}" for name, texts in sorted(reasons.items())]
+
+
 def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
                 dataset: str, records: list[RunRecord], reproductions: list[Any] = ()) -> str:
     """The table in Markdown: one block per profile, each with its evaluation protocol written
@@ -139,6 +155,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
         if name in unranked:
             arrow = "not ranked: its best is a target value, see its definition in docs/metrics.md"
         lines.append(f"- `{name}` ({arrow}): {'; '.join(counts)}")
+    lines += _not_estimated_lines(records, names, table)
     commits = sorted({c for cs in measured.commits for c in cs.split()})
     lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
     lines.append("- cells: mean over seeds [95 % confidence interval] (n = finished seeds); **bold**: the best row "
