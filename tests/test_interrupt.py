@@ -45,6 +45,16 @@ class _Stop(Exception):
     """What the handler a test installs before the loop raises (where a command line would end)."""
 
 
+@pytest.fixture(autouse=True)
+def python_sigint():
+    """SIGINT raises KeyboardInterrupt while a test runs, as in a command started from a terminal,
+    whatever the test process inherited (a background job, or a pytest-xdist worker started by one,
+    has SIGINT ignored, and the held-signal tests would then see nothing)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def sigterm_raises():
     """SIGTERM raises ``_Stop`` while the test runs (its default would end pytest itself)."""
