@@ -47,7 +47,7 @@ import torch
 
 from gvae_bench.metrics._radiomics import (INSTALL_HINT, RadiomicFeatures, extra_missing, radiomic_features,
                                            radiomic_set, radiomics_versions)
-from gvae_bench.functional._rows import as_rows
+from gvae_bench.functional import as_rows
 from gvae_bench.functional.fid import frechet_distance, too_few_for_covariance
 
 __all__ = ["INSTALL_HINT", "RadiomicDistance", "RadiomicFeatures", "extra_missing", "frechet_radiomics_distance",

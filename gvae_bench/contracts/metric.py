@@ -19,7 +19,6 @@ from torch import nn
 
 from gvae_bench.contracts.benchmark import Benchmark, DataSplits
 from gvae_bench.contracts.model import GenerativeModel
-from gvae_bench.functional.features import read_channel_groups
 from gvae_bench.profiles import EvalConfig
 
 # What a metric may need: model capabilities and facts about the benchmark.
@@ -27,6 +26,38 @@ NEEDS_SAMPLES, NEEDS_ENCODER, NEEDS_RECONSTRUCTION = "sample", "encode", "recons
 NEEDS_IMAGES, NEEDS_KNOWN_MODES, NEEDS_CLASSIFIER = "images", "known_modes", "classifier"
 NEEDS_DECODER, NEEDS_ANY_ENCODER = "decoder", "encoder (Gaussian or deterministic)"
 NEEDS_HU, NEEDS_CLASSIFIED_MODES = "hounsfield_units", "classifier-read modes"
+
+
+#: images read by the classifier at a time (as the evaluation context reads them)
+FEATURE_BATCH = 1000
+
+
+def read_channel_groups(classifier: nn.Module, images: torch.Tensor,
+                        read: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``read(classifier, group)`` (default: ``classifier.features``) on each group of ``classifier.in_channels``
+    channels of ``images`` in turn (1 when it has no ``in_channels``), in batches of ``FEATURE_BATCH`` images, the
+    groups' outputs concatenated along dimension 1: Stacked MNIST's three digits, read by MNIST's 1-channel
+    classifier, give 3 x 128 features. What ``EvalContext.features`` reads; also ``gvae_bench.functional.read_channel_groups``.
+
+    Args:
+        classifier: a domain classifier (``gvae_bench.execution.classifier.DomainClassifier``), in eval mode.
+        images: (N, C, H, W) in the harness's range [-1, 1], C a multiple of the classifier's channels.
+        read: what to read from each batch (default: the penultimate features).
+
+    Returns:
+        (N, groups x features) float32 tensor on the CPU.
+    """
+    read = read or (lambda model, batch: model.features(batch))
+    step = int(getattr(classifier, "in_channels", 1))
+    if images.dim() != 4 or images.shape[1] % step:
+        raise ValueError(f"the domain classifier reads (N, C, H, W) images {step} channel(s) at a time; "
+                         f"got shape {tuple(images.shape)}")
+    with torch.no_grad():
+        groups = [torch.cat([read(classifier, images[i : i + FEATURE_BATCH, c : c + step].float())
+                             for i in range(0, len(images), FEATURE_BATCH)])
+                  for c in range(0, images.shape[1], step)]
+    return torch.cat(groups, dim=1)
+
 
 
 @dataclass

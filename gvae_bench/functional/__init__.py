@@ -28,6 +28,7 @@ Importing this package imports torch; ``import gvae_bench`` alone does not.
 
 from __future__ import annotations
 
+from gvae_bench.functional._rows import as_rows
 from gvae_bench.functional.authenticity import authentic, authenticity
 from gvae_bench.functional.copying import CopyingResult, c_t_statistic, copying_statistic, mann_whitney_z
 from gvae_bench.functional.features import domain_classifier, domain_features, read_channel_groups
@@ -41,7 +42,7 @@ from gvae_bench.functional.prdc import density_coverage, precision_recall
 from gvae_bench.functional.vendi import vendi_score
 
 __all__ = [
-    "CopyingResult", "MSSSIMSettings", "authentic", "authenticity", "c_t_statistic", "copying_statistic",
+    "CopyingResult", "MSSSIMSettings", "as_rows", "authentic", "authenticity", "c_t_statistic", "copying_statistic",
     "density_coverage", "domain_classifier", "domain_features", "frechet_distance", "gaussian_kernel_mmd2_unbiased",
     "harness_bandwidth", "kernel_inception_distance", "mann_whitney_z", "mean_pairwise_ms_ssim",
     "median_heuristic_bandwidth", "mmd2", "ms_ssim", "ms_ssim_diversity", "precision_recall", "read_channel_groups",

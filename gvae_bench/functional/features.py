@@ -11,46 +11,17 @@ value here may be compared with an Inception FID from the literature.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from gvae_bench.contracts.metric import FEATURE_BATCH, read_channel_groups
 
 if TYPE_CHECKING:
     from gvae_bench.execution.classifier import ClassifierConfig
 
 __all__ = ["FEATURE_BATCH", "domain_classifier", "domain_features", "read_channel_groups"]
-
-#: images read by the classifier at a time (as the evaluation context reads them)
-FEATURE_BATCH = 1000
-
-
-def read_channel_groups(classifier: nn.Module, images: torch.Tensor,
-                        read: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """``read(classifier, group)`` (default: ``classifier.features``) on each group of ``classifier.in_channels``
-    channels of ``images`` in turn (1 when it has no ``in_channels``), in batches of ``FEATURE_BATCH`` images, the
-    groups' outputs concatenated along dimension 1: Stacked MNIST's three digits, read by MNIST's 1-channel
-    classifier, give 3 x 128 features. The same reading as ``EvalContext.features``.
-
-    Args:
-        classifier: a domain classifier (``gvae_bench.execution.classifier.DomainClassifier``), in eval mode.
-        images: (N, C, H, W) in the harness's range [-1, 1], C a multiple of the classifier's channels.
-        read: what to read from each batch (default: the penultimate features).
-
-    Returns:
-        (N, groups x features) float32 tensor on the CPU.
-    """
-    read = read or (lambda model, batch: model.features(batch))
-    step = int(getattr(classifier, "in_channels", 1))
-    if images.dim() != 4 or images.shape[1] % step:
-        raise ValueError(f"the domain classifier reads (N, C, H, W) images {step} channel(s) at a time; "
-                         f"got shape {tuple(images.shape)}")
-    with torch.no_grad():
-        groups = [torch.cat([read(classifier, images[i : i + FEATURE_BATCH, c : c + step].float())
-                             for i in range(0, len(images), FEATURE_BATCH)])
-                  for c in range(0, images.shape[1], step)]
-    return torch.cat(groups, dim=1)
-
 
 def domain_classifier(dataset: str, data_root: Path | str | None = None,
                       config: ClassifierConfig | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -59,7 +30,7 @@ def domain_classifier(dataset: str, data_root: Path | str | None = None,
     the default, else the cached (or newly trained) one. ``data_root``: the data folder (default
     ``$GVAE_BENCH_DATA``, else ./data)."""
     from gvae_bench.execution.classifier import train_classifier
-    from gvae_bench.execution.runs import resolve_data_root
+    from gvae_bench.paths import resolve_data_root
 
     return train_classifier(dataset, resolve_data_root(data_root), config)
 
