@@ -1,1 +1,1 @@
-"""Speed benchmarks (pytest-benchmark); run them with the command in the README, "Speed benchmarks"."""
+"""Speed benchmarks (pytest-benchmark); run them with the command in the README, "Test"."""

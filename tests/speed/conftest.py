@@ -1,6 +1,6 @@
 """Shared set-up of the speed benchmarks (pytest-benchmark), kept out of the default test command.
 
-Run them with the command in the README ("Speed benchmarks"); ``pyproject.toml``'s ``addopts``
+Run them with the command in the README ("Test"); ``pyproject.toml``'s ``addopts``
 ignores this folder, so the command clears ``addopts`` and names the folder.
 
 What this file provides:
