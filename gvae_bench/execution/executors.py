@@ -28,8 +28,8 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gvae_bench.errors import UserError
-from gvae_bench.execution.records import RECORD_FILE, Outcome, RunRecord, RunStatus, now, read_record, write_record
-from gvae_bench.execution.run import _run_lock, execute_run, new_record
+from gvae_bench.execution.records import Outcome, RunRecord
+from gvae_bench.execution.run import execute_run, record_lost_run
 from gvae_bench.execution.runs import ResolvedRun, RunSpec, resolve, spec_of
 
 log = logging.getLogger(__name__)
@@ -372,24 +372,10 @@ class RayExecutor:
         except (ray.exceptions.TaskCancelledError, KeyboardInterrupt):
             raise
         except Exception as exc:  # the worker died (out of memory, a crash in native code, a lost node)
-            return _record_lost_run(spec, f"the Ray task died: {type(exc).__name__}: {_first_line(exc)}")
+            return record_lost_run(spec, f"the Ray task died: {type(exc).__name__}: {_first_line(exc)}")
         if kind == "user_error":
             raise UserError(value)
         return value
-
-
-def _record_lost_run(spec: RunSpec, reason: str) -> tuple[RunRecord, Outcome]:
-    """Mark a run whose worker died as failed on disk (unless another process holds it) and return
-    its record; it resumes from its last checkpoint next time, as any failed run does."""
-    resolved = resolve(spec)
-    log.info("%s failed: %s", resolved.run_dir, reason)  # the runner reports it beside the other runs
-    with _run_lock(resolved.run_dir) as locked:
-        record = read_record(resolved.run_dir) or new_record(resolved, None)
-        if record.status == RunStatus.RUNNING:
-            record.status, record.ended, record.reason = RunStatus.FAILED, now(), reason
-            if locked and (resolved.run_dir / RECORD_FILE).is_file():
-                write_record(resolved.run_dir, record)
-    return record, Outcome.RAN
 
 
 EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {

@@ -26,6 +26,7 @@ import queue
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Callable, Iterable, Iterator
@@ -201,6 +202,7 @@ class ParallelLocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._terminated = False
         self._old_term: Any = None
+        self._specs: dict[Future, RunSpec] = {}
 
     def __enter__(self) -> "ParallelLocalExecutor":
         self._old_term = signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -241,8 +243,10 @@ class ParallelLocalExecutor:
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=context, initializer=_child_init,
             initargs=(self.threads, tuple(str(Path(p).absolute()) for p in self.plugins), log_level, steps))
-        futures: dict[Future, str] = {self._pool.submit(_child_run, spec, label): label
-                                      for spec, label in zip(specs, labels)}
+        futures: dict[Future, str] = {}
+        for spec, label in zip(specs, labels):
+            future = self._pool.submit(_child_run, spec, label)
+            futures[future], self._specs[future] = label, spec
         return self._results(futures, steps)
 
     def _results(self, futures: dict[Future, str], steps: Any) -> Iterator[tuple[RunRecord, Outcome]]:
@@ -258,7 +262,10 @@ class ParallelLocalExecutor:
                 last_line = now
                 progress_log.info("%s", self.progress.line())
             for future in done:
-                kind, value = future.result()
+                try:
+                    kind, value = future.result()
+                except BrokenProcessPool as exc:  # a child died (killed, out of memory): its run, and every run the
+                    kind, value = "record", self._lost(future, exc)  # broken pool still held, is marked failed
                 if self.progress is not None:
                     self.progress.finish(futures[future])
                 if kind == "user_error":
@@ -266,6 +273,14 @@ class ParallelLocalExecutor:
                 if kind == "interrupted":
                     raise KeyboardInterrupt
                 yield value
+
+    def _lost(self, future: Future, exc: BaseException) -> tuple[RunRecord, Outcome]:
+        """The record of a run whose child process died: failed, with the reason; it resumes from its
+        last checkpoint on the next call, as any failed run does."""
+        from gvae_bench.execution.run import record_lost_run
+
+        return record_lost_run(self._specs[future], f"its worker process died ({type(exc).__name__}): killed by a "
+                                                    "signal or out of memory; the same command resumes it")
 
     def _drain(self, steps: Any) -> None:
         while True:

@@ -31,7 +31,7 @@ from gvae_bench.errors import UserError
 from gvae_bench.execution.evaluation import evaluate
 from gvae_bench.atomic import WriteError, atomic_write_json
 from gvae_bench.execution.records import (
-    Outcome, RecordError, RunRecord, RunStatus, environment, git_commit, now, read_record, read_record_or_set_aside,
+    RECORD_FILE, Outcome, RecordError, RunRecord, RunStatus, environment, git_commit, now, read_record, read_record_or_set_aside,
     software_versions, write_record,
 )
 from gvae_bench.execution.runs import ResolvedRun, RunSpec, resolve
@@ -125,6 +125,20 @@ def _execute_locked(resolved: ResolvedRun, intermediate: Intermediate | None = N
         record.reason, record.traceback = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=8)
         log.error("%s failed: %s", run_dir, record.reason)
     write_record(run_dir, record)  # a WriteError here (the record itself cannot be written) stops the sweep
+    return record, Outcome.RAN
+
+
+def record_lost_run(spec: RunSpec, reason: str) -> tuple[RunRecord, Outcome]:
+    """Mark a run whose worker died as failed on disk (unless another process holds it) and return
+    its record; it resumes from its last checkpoint next time, as any failed run does."""
+    resolved = resolve(spec)
+    log.info("%s failed: %s", resolved.run_dir, reason)  # the runner reports it beside the other runs
+    with _run_lock(resolved.run_dir) as locked:
+        record = read_record(resolved.run_dir) or new_record(resolved, None)
+        if record.status == RunStatus.RUNNING:
+            record.status, record.ended, record.reason = RunStatus.FAILED, now(), reason
+            if locked and (resolved.run_dir / RECORD_FILE).is_file():
+                write_record(resolved.run_dir, record)
     return record, Outcome.RAN
 
 
