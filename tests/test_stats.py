@@ -13,8 +13,8 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
+from gvae_bench.results.power import seeds_for_paired_power
 from gvae_bench.results.stats import (Comparison, Interval, adjust, best_or_tied, compare, mean_interval, range_of,
-                              seeds_for_paired_power,
                               rank_groups, separated_pairs)
 
 # t_{2, 0.975} in closed form: for 2 df the t quantile is (2p - 1) / sqrt(2p(1 - p)).
@@ -341,3 +341,20 @@ def test_module_imports_no_models_metrics_or_benchmarks():
             "['gvae_bench', 'metrics'], ['gvae_bench', 'benchmarks']) or m.split('.')[0] in "
             "('models', 'metrics', 'benchmarks', 'torch')]; print(bad); assert not bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_seeds_for_power_fall_as_the_effect_grows_where_scipys_noncentral_t_gives_nan():
+    """Large effects (δ √n above about 15) make scipy's noncentral t return NaN; the power is then the
+    integral over the variance estimate's chi-square, which agrees with statsmodels where both exist."""
+    from statsmodels.stats.power import TTestPower
+
+    from gvae_bench.results.power import _paired_power
+
+    analysis = TTestPower()
+    assert math.isnan(float(analysis.power(effect_size=10.0, nobs=3, alpha=0.05)))  # the case that misled
+    for effect, n in [(2.0, 3), (1.0, 10), (5.0, 2), (0.5, 30)]:
+        expected = float(analysis.power(effect_size=effect, nobs=n, alpha=0.05))
+        analysis_nan = type("NaNPower", (), {"power": lambda self, **kw: float("nan")})()
+        assert _paired_power(analysis_nan, effect, n, 0.05) == pytest.approx(expected, rel=1e-6)
+    needed = [seeds_for_paired_power(1.0, effect, 0.00125)[0] for effect in (1.0, 2.0, 5.39, 8.05, 10.0, 43.3)]
+    assert needed == sorted(needed, reverse=True)  # never more seeds for a larger effect

@@ -6,7 +6,7 @@ dataset with none falls back to its ``quick`` runs, and the table says so) gives
 differences d_i = a_i - b_i on the seeds both models ran, and their standard deviation s_d. The
 protocol's test is the paired t-test, a one-sample t-test on d, so the seeds it needs to detect the
 declared smallest difference Δ with the declared power at two-sided level α follow from the
-effect δ = Δ / s_d (``stats.seeds_for_paired_power``, statsmodels ``TTestPower``). Three columns:
+effect δ = Δ / s_d (``seeds_for_paired_power``, statsmodels ``TTestPower``). Three columns:
 
 - ``seeds_at_alpha``: at the declared α (a test on its own);
 - ``seeds_at_alpha_over_m``: at α / M, the level the smallest p of the Holm family must beat
@@ -25,21 +25,79 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as st
+from statsmodels.stats.power import TTestPower
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from gvae_bench.atomic import atomic_write_text
 from gvae_bench.results.comparisons import _cell, commit_of
 from gvae_bench.errors import UserError
 from gvae_bench.results.protocol import Protocol
 from gvae_bench.execution.records import RunRecord, RunStatus, now
-from gvae_bench.results.stats import seeds_for_paired_power
 
+MAX_SEEDS_FOR_POWER = 10_000
 FALLBACK_PILOT_PROFILE = "quick"
 UPPER_SD_CONFIDENCE = 0.8
+
+
+def _paired_power(analysis: TTestPower, effect: float, n: int, alpha: float) -> float:
+    """Power of the two-sided one-sample t-test on n differences at standardised effect ``effect``:
+    statsmodels' value, or where scipy's noncentral t gives NaN (a large noncentrality, e.g. δ √n
+    above about 15) the same probability integrated over the chi-square of the variance estimate:
+    power = ∫ [Φ(δ√n - t_c √(v/ν)) + Φ(-δ√n - t_c √(v/ν))] χ²_ν(v) dv, ν = n - 1, t_c = t_{ν, 1-α/2}."""
+    value = float(analysis.power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided"))
+    if math.isfinite(value):
+        return value
+    from scipy import integrate
+
+    df, nc = n - 1, effect * math.sqrt(n)
+    critical = float(st.t.ppf(1 - alpha / 2, df))
+
+    def integrand(v: float) -> float:
+        scale = critical * math.sqrt(v / df)
+        return float((st.norm.cdf(nc - scale) + st.norm.cdf(-nc - scale)) * st.chi2.pdf(v, df))
+
+    return float(integrate.quad(integrand, 0, math.inf)[0])
+
+
+def seeds_for_paired_power(sd_difference: float, smallest_difference: float, alpha: float,
+                           power: float = 0.8) -> tuple[int | None, str]:
+    """Seeds a two-sided paired t-test needs to detect ``smallest_difference`` with ``power``, a priori.
+
+    The paired t-test is a one-sample t-test on the per-seed differences d_i = a_i - b_i, so its
+    power depends on the standardised effect δ = Δ / σ_d (Δ the smallest difference worth
+    detecting, σ_d the standard deviation of the differences, taken from a pilot study) and n, the
+    number of pairs: power = P(|T| > t_{n-1, 1-α/2}) with T noncentral t, n - 1 df, noncentrality
+    δ √n (Cohen 1988, ch. 2; statsmodels ``TTestPower().solve_power``). Returns the smallest such n
+    (at least 2, rounded up), or None and why (no spread, or more than MAX_SEEDS_FOR_POWER).
+    """
+    if not (math.isfinite(sd_difference) and math.isfinite(smallest_difference)):
+        return None, "spread or difference undefined"
+    if smallest_difference <= 0:
+        raise ValueError(f"smallest_difference must be > 0, got {smallest_difference}")
+    if sd_difference <= 0:
+        return None, "zero spread of the differences: any difference is detected"
+    effect = smallest_difference / sd_difference
+    analysis = TTestPower()
+    kwargs = dict(effect_size=effect, alpha=alpha, alternative="two-sided")
+    # two pairs are the fewest with a degree of freedom; power rises with n, so small answers are
+    # found by counting up (statsmodels' root finder fails for large effects at small n)
+    for n in range(2, 101):
+        if _paired_power(analysis, effect, n, alpha) >= power:
+            return n, ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        nobs = float(analysis.solve_power(power=power, **kwargs))
+    if not math.isfinite(nobs):
+        return None, f"power solver did not converge (effect {effect:.3g})"
+    if nobs > MAX_SEEDS_FOR_POWER:
+        return None, f"more than {MAX_SEEDS_FOR_POWER} seeds (effect {effect:.3g})"
+    return max(2, math.ceil(nobs - 1e-9)), ""
 
 
 def _pilot_runs(records: list[RunRecord], model: str, profile: str) -> list[RunRecord]:

@@ -35,13 +35,10 @@ from string import ascii_letters
 import numpy as np
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 log = logging.getLogger(__name__)
 
 NAN = float("nan")
-MAX_SEEDS_FOR_POWER = 10_000
 WELCH, PAIRED, NO_TEST = "welch", "paired t by seed", "none"
 Separated = Callable[[str, str], bool] | set[frozenset[str]] | frozenset[frozenset[str]]
 
@@ -224,41 +221,6 @@ def _pairing(a_seeds: list[int] | None, b_seeds: list[int] | None) -> str:
     if len(a_seeds) < 2:
         return "fewer than 2 common seeds"
     return ""
-
-
-def seeds_for_paired_power(sd_difference: float, smallest_difference: float, alpha: float,
-                           power: float = 0.8) -> tuple[int | None, str]:
-    """Seeds a two-sided paired t-test needs to detect ``smallest_difference`` with ``power``, a priori.
-
-    The paired t-test is a one-sample t-test on the per-seed differences d_i = a_i - b_i, so its
-    power depends on the standardised effect δ = Δ / σ_d (Δ the smallest difference worth
-    detecting, σ_d the standard deviation of the differences, taken from a pilot study) and n, the
-    number of pairs: power = P(|T| > t_{n-1, 1-α/2}) with T noncentral t, n - 1 df, noncentrality
-    δ √n (Cohen 1988, ch. 2; statsmodels ``TTestPower().solve_power``). Returns the smallest such n
-    (at least 2, rounded up), or None and why (no spread, or more than MAX_SEEDS_FOR_POWER).
-    """
-    if not (math.isfinite(sd_difference) and math.isfinite(smallest_difference)):
-        return None, "spread or difference undefined"
-    if smallest_difference <= 0:
-        raise ValueError(f"smallest_difference must be > 0, got {smallest_difference}")
-    if sd_difference <= 0:
-        return None, "zero spread of the differences: any difference is detected"
-    effect = smallest_difference / sd_difference
-    analysis = TTestPower()
-    kwargs = dict(effect_size=effect, alpha=alpha, alternative="two-sided")
-    # two pairs are the fewest with a degree of freedom; power rises with n, so small answers are
-    # found by counting up (statsmodels' root finder fails for large effects at small n)
-    for n in range(2, 101):
-        if analysis.power(nobs=n, **kwargs) >= power:
-            return n, ""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        nobs = float(analysis.solve_power(power=power, **kwargs))
-    if not math.isfinite(nobs):
-        return None, f"power solver did not converge (effect {effect:.3g})"
-    if nobs > MAX_SEEDS_FOR_POWER:
-        return None, f"more than {MAX_SEEDS_FOR_POWER} seeds (effect {effect:.3g})"
-    return max(2, math.ceil(nobs - 1e-9)), ""
 
 
 def compare(a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | np.ndarray,
