@@ -140,7 +140,7 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
                settings: Mapping[str, Iterable[tuple[str, Any]]] | None = None,
                data_root: Path | str | None = None, out: Path | str = DEFAULT_OUT, device: str = "auto",
                executor: str = "local", check_data: bool = True, tuned_from: Path | str | None = None,
-               tuned_dataset: str | None = None) -> SweepPlan:
+               tuned_dataset: str | None = None, log: str = "none") -> SweepPlan:
     """Validate a sweep and build its run specs.
 
     A profile with ``tuned_from`` (``tuned``) gives each model its best configuration from the tuning
@@ -150,7 +150,8 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
     instead (a dataset without a study of its own, e.g. Fashion-MNIST with MNIST's: the reference
     protocol's ``tuned_from_dataset``); the records name the study, so the tables can say so.
 
-    ``settings``: config fields set after the profile, by section (``{"model": [("width", 32)]}``);
+    ``log``: how each run is watched (``none`` or ``tensorboard``, ``gvae_bench.execution.tracking``;
+    outside the config hash). ``settings``: config fields set after the profile, by section (``{"model": [("width", 32)]}``);
     ``data_root``: as ``resolve_data_root``; ``device``: ``auto``, ``cpu`` or ``cuda``. With ``check_data`` the benchmark's data are loaded
     once, so missing files are an error before any run starts.
     """
@@ -166,6 +167,10 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
     tuned = _tuned_settings(models, tuned_dataset or benchmark, profile,
                             Path(tuned_from) if tuned_from is not None else Path(out))
     check_executor(executor)
+    if log != "none":
+        from gvae_bench.execution.tracking import check_tracker
+
+        check_tracker(log)
     seed_values, notes = _seeds(seeds)
     sizes = None if latent_sizes is None else tuple(latent_sizes)
     if sizes is not None and (not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes)):
@@ -182,7 +187,7 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
                 + (() if size is None else (("latent_dim", size),)),
                 provenance=tuned.get(m, ((), ()))[1],
                 benchmark_overrides=overrides["benchmark"], train_overrides=overrides["train"],
-                eval_overrides=overrides["eval"])
+                eval_overrides=overrides["eval"], log=log)
         for m in models for size in (sizes or (None,)) for s in seed_values)
     # each model's config hash at the profile's own settings, resolved once: every record names it, so the
     # tables tell a run with overrides from one without resolving again (``RunRecord.profile_config_hash``)

@@ -184,14 +184,8 @@ def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, dat
     plan = plan_sweep(models, dataset, profile=profile, seeds=_ints(seeds_text, "--seeds"),
                       latent_sizes=None if latent_text is None else _ints(latent_text, "--latent-sizes"),
                       settings=_parse_settings(settings), data_root=data_root, out=out, device=device,
-                      executor=executor_name, tuned_from=tuned_from, tuned_dataset=tuned_dataset)
-    if log_to != "none":  # how runs are watched travels with each RunSpec, outside the config hash
-        import dataclasses
-
-        from gvae_bench.execution.tracking import check_tracker
-
-        check_tracker(log_to)
-        plan = dataclasses.replace(plan, specs=tuple(dataclasses.replace(s, log=log_to) for s in plan.specs))
+                      executor=executor_name, tuned_from=tuned_from, tuned_dataset=tuned_dataset,
+                      log=log_to)
     for note in plan.notes:
         click.echo(note, err=True)
     state: dict[str, Any] = {}
