@@ -17,8 +17,9 @@ import click
 
 from gvae_bench.errors import UserError
 from gvae_bench.profiles import profile_names
-from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT, resolve_data_root
-from gvae_bench.cli.common import CLIError, _cpus, _guard, _ints, _names
+from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT
+from gvae_bench.cli.common import CLIError, _cpus, _guard, _ints, _names, _parse_settings
+from gvae_bench.cli.runs import classifier_command, curve_command, export_nifti_command, rescore_command
 from gvae_bench.cli.score import score_command
 from gvae_bench.cli.studies import reproduce_command, tune_command
 
@@ -148,30 +149,6 @@ def _precheck(models_text: str, dataset: str, profile: str, seeds_text: str, lat
             if name not in known:
                 raise UserError(f"unknown {kind} {name!r}; registered {kind}s: {', '.join(known)}")
     get_profile(profile)
-
-
-def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
-    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),), ...}; values read as JSON when they
-    parse (numbers, true/false, null), else kept as text."""
-    parsed: dict[str, list] = {"benchmark": [], "model": [], "train": [], "eval": []}
-    for item in settings:
-        target, _, rest = item.partition(".")
-        name, eq, text = rest.partition("=")
-        if target not in parsed or not name or not eq:
-            raise CLIError(f"--set takes {'|'.join(parsed)}.FIELD=VALUE, e.g. --set benchmark.mode=3d "
-                           f"or --set train.precision=bf16; got {item!r}")
-        parsed[target].append((name, _parse_value(text)))
-    return {key: tuple(values) for key, values in parsed.items()}
-
-
-def _parse_value(text: str) -> object:
-    """A setting's value: JSON when it parses (numbers, true/false, null), else the text."""
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _sweep(models_text, dataset, profile, seeds_text, latent_text, settings, data_root, out, device, executor_name,
@@ -304,122 +281,11 @@ def report_command(out: Path) -> None:
     click.echo(f"report: {_guard(lambda: write_report(out))}")
 
 
-@cli.command("rescore")
-@click.option("--dataset", required=True, metavar="NAME", help="Benchmark whose finished runs to rescore.")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
-              help="Results folder (the committed reference results: results/reference).")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
-def rescore_command(dataset: str, out: Path, data_root: Path | None) -> None:
-    """Add metrics registered since the runs finished (from their checkpoints), then rebuild the leaderboards."""
-    from gvae_bench.results.leaderboard import write_leaderboards
-    from gvae_bench.execution.run import rescore
-
-    root = resolve_data_root(data_root)
-    for record_path in sorted((out / "runs" / dataset).glob("**/record.json")):
-        added = _guard(lambda: rescore(record_path.parent, root))
-        if added:
-            click.echo(f"  {record_path.parent}: added {', '.join(added)}", err=True)
-    for path in write_leaderboards(out, dataset):
-        click.echo(f"leaderboard: {path}")
-
-
-@cli.command("curve")
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--metric", required=True, metavar="NAME", help="A registered metric, e.g. iwae_nll.")
-@click.option("--set", "changes", multiple=True, metavar="eval.FIELD=VALUE",
-              help="Change an evaluation setting for the curve, e.g. --set eval.likelihood_images=1000.")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
-def curve_command(run_dir: Path, metric: str, changes: tuple[str, ...], data_root: Path | None) -> None:
-    """Evaluate METRIC at every weight snapshot of a finished run (train.snapshot_every) and write
-    RUN_DIR/curve_METRIC.csv and .png."""
-    from gvae_bench.execution.curves import metric_curve
-
-    eval_changes = {}
-    for item in changes:
-        key, _, value = item.partition("=")
-        if not key.startswith("eval.") or not value:
-            raise CLIError(f"--set {item!r}: expected eval.FIELD=VALUE, e.g. eval.likelihood_images=1000")
-        eval_changes[key[len("eval."):]] = _parse_value(value)
-    root = resolve_data_root(data_root)
-    for row in _guard(lambda: metric_curve(run_dir, root, metric, eval_changes)):
-        click.echo(f"step {row['step']:>8}  epoch {row['epoch']:>9}  {metric} {row['value']:.4f}")
-    click.echo(f"curve: {run_dir / f'curve_{metric}.csv'}")
-
-
-@cli.command("export-nifti")
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("-n", "count", default=8, show_default=True, help="How many samples to generate.")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Data folder the run was trained on (default ${DATA_ROOT_ENV}, else ./data).")
-def export_nifti_command(run_dir: Path, count: int, data_root: Path | None) -> None:
-    """Write samples of a finished CT run as NIfTI (HU, training spacing) into RUN_DIR/nifti/."""
-    import torch
-
-    from gvae_bench.execution.run import load_finished_run
-
-    root = resolve_data_root(data_root)
-    model, benchmark = _guard(lambda: load_finished_run(run_dir, root))
-    if not benchmark.can_export_nifti:
-        raise CLIError(f"{benchmark.registered_name} is not a CT benchmark; export-nifti takes runs of ct_folder or pancreas_ct")
-    torch.manual_seed(0)
-    for path in benchmark.write_nifti(model.sample_in_batches(count), run_dir / "nifti"):
-        click.echo(str(path))
-
-
-@cli.command("classifier")
-@click.option("--dataset", required=True, metavar="NAME",
-              help="A labelled benchmark: mnist, fashion_mnist, cifar10, or image_folder with class subfolders.")
-@click.option("--set", "settings", multiple=True, metavar="benchmark.FIELD=VALUE",
-              help="A benchmark setting, e.g. --set benchmark.root=DIR for image_folder (repeatable).")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help=f"Data folder (default ${DATA_ROOT_ENV}, else ./data).")
-@click.option("--retrain", is_flag=True,
-              help="Train DATASET's pinned classifier afresh and pin it as a new version (gvae_bench/pinned/); runs "
-                   "scored by the old version keep naming its SHA-256 and are not paired with new ones.")
-def classifier_command(dataset: str, settings: tuple[str, ...], data_root: Path | None, retrain: bool) -> None:
-    """Load the domain classifier of the feature-space metrics and print its record: the one a run on
-    DATASET with these settings uses, at the classifier's default training settings. MNIST and
-    Fashion-MNIST have pinned classifiers (weights shipped with the package, SHA-256 checked on every
-    load); other labelled datasets' are trained on first use and cached."""
-    import json
-
-    from gvae_bench.execution.classifier import PINNED_DIR, cache_root, retrain_pinned, train_classifier
-    from gvae_bench.registry import BENCHMARKS
-
-    if retrain:
-        if settings:
-            raise CLIError("--retrain pins a registered dataset's classifier at its default settings; leave out --set")
-        entry = _guard(lambda: retrain_pinned(dataset, resolve_data_root(data_root)))
-        click.echo(json.dumps({"version": entry["version"], "file": entry["file"], "sha256": entry["sha256"],
-                               "test_accuracy": entry["record"]["test_accuracy"]}, indent=2))
-        click.echo(f"pinned in {PINNED_DIR}; commit the new file and classifiers.json", err=True)
-        return
-    parsed = _parse_settings(settings)
-    others = [f"{target}.{name}" for target, values in parsed.items() if target != "benchmark" for name, _ in values]
-    if others:
-        raise CLIError(f"classifier takes only benchmark settings (--set benchmark.FIELD=VALUE); got {', '.join(others)}")
-    root = resolve_data_root(data_root)
-
-    def train():
-        benchmark_cls = BENCHMARKS.get(dataset)
-        benchmark = benchmark_cls(root, benchmark_cls.Config.from_dict(dict(parsed["benchmark"])))
-        source = benchmark.classifier_source()
-        if source is None and benchmark.classifier_dataset is None and len(benchmark.spec.shape) == 3:
-            raise UserError(f"{dataset}: its data have no class labels here, so it has no domain classifier "
-                            "(for image_folder: put each class's images in a subfolder of its own)")
-        return train_classifier(benchmark.classifier_dataset or dataset, root, source=source)
-
-    model, record = _guard(train)
-    fields = ("dataset", "version", "sha256", "test_accuracy", "n_train", "n_test", "config", "key")
-    click.echo(json.dumps({k: record[k] for k in fields if k in record}, indent=2))
-    click.echo(f"pinned in {PINNED_DIR}" if record.get("pinned") else f"cached in {cache_root()}", err=True)
-
-
 cli.add_command(tune_command)
 cli.add_command(reproduce_command)
 cli.add_command(score_command)
+for command in (rescore_command, curve_command, export_nifti_command, classifier_command):
+    cli.add_command(command)
 
 
 def main() -> None:

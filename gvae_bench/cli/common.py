@@ -54,3 +54,27 @@ def _guard(action: Callable[[], T]) -> T:
         return action()
     except UserError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _parse_settings(settings: tuple[str, ...]) -> dict[str, tuple[tuple[str, object], ...]]:
+    """``benchmark.mode=3d`` -> {"benchmark": (("mode", "3d"),), ...}; values read as JSON when they
+    parse (numbers, true/false, null), else kept as text."""
+    parsed: dict[str, list] = {"benchmark": [], "model": [], "train": [], "eval": []}
+    for item in settings:
+        target, _, rest = item.partition(".")
+        name, eq, text = rest.partition("=")
+        if target not in parsed or not name or not eq:
+            raise CLIError(f"--set takes {'|'.join(parsed)}.FIELD=VALUE, e.g. --set benchmark.mode=3d "
+                           f"or --set train.precision=bf16; got {item!r}")
+        parsed[target].append((name, _parse_value(text)))
+    return {key: tuple(values) for key, values in parsed.items()}
+
+
+def _parse_value(text: str) -> object:
+    """A setting's value: JSON when it parses (numbers, true/false, null), else the text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
