@@ -125,9 +125,9 @@ def _process_state(cwd: Path) -> Iterator[None]:
             if name.startswith("gvae_bench_plugin_"):
                 del sys.modules[name]
         with contextlib.suppress(ImportError):
-            from gvae_bench.execution import executors
+            from gvae_bench.execution import ray_executor
 
-            executors._loaded_plugin_files.clear()
+            ray_executor._loaded_plugin_files.clear()
 
 
 def invoke_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> CliOutcome:
