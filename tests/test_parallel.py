@@ -67,3 +67,84 @@ def test_two_workers_give_the_table_of_one_worker_and_overlap_in_time(tmp_path, 
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # two runs at once
     rows = (tmp_path / "two" / "leaderboards" / "ring8" / "table_modes.csv").read_text()
     assert rows == (tmp_path / "one" / "leaderboards" / "ring8" / "table_modes.csv").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_sigterm_to_the_runner_alone_stops_its_children_after_they_save(tmp_path, data_root):
+    """SIGTERM to the parent process only (a scheduler's stop): the children get SIGINT, save a
+    checkpoint at their next step boundary and stop; nothing is left running; the rerun resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gvae_bench.execution.checkpoints import CHECKPOINT_FILE
+
+    from conftest import REPO
+
+    args = [sys.executable, str(REPO / "runner.py"), "--models", "vae", "--dataset", "ring8", "--profile", "smoke",
+            "--seeds", "0,1", "--workers", "2", "--set", "train.steps=200000", "--set", "train.checkpoint_every=100000",
+            "--out", str(tmp_path)]
+    env = {**os.environ, "GVAE_BENCH_OFFLINE": "1", "GVAE_BENCH_DATA": str(data_root)}
+    runner = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(tmp_path.glob("runs/ring8/vae/*/seed*/record.json"))) < 2:  # both runs have started
+            assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+            time.sleep(0.5)
+        time.sleep(8)  # and are in their training loops
+        runner.send_signal(signal.SIGTERM)
+        out, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert runner.returncode == 130, err
+    assert "checkpoint saved" in err or "interrupted" in err
+    checkpoints = list(tmp_path.glob(f"runs/ring8/vae/*/seed*/{CHECKPOINT_FILE}"))
+    assert len(checkpoints) == 2  # each child saved at its step boundary
+    for _ in range(40):  # no child left behind (multiprocessing's resource tracker leaves once the parent has)
+        left = subprocess.run(["pgrep", "-s", str(runner.pid)], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.5)
+    assert left == []
+
+
+@pytest.mark.slow
+def test_a_child_killed_mid_run_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, data_root):
+    """SIGKILL (the out-of-memory killer, say) to a run's process: no traceback, that run is recorded
+    as failed with the reason, and the sweep starts the next run; here every run is killed once it
+    trains, so all three end failed and the sweep returns exit status 1."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    done, killed = threading.Event(), []
+
+    def kill_runs() -> None:
+        seen: dict[int, float] = {}
+        while not done.is_set():
+            for process in multiprocessing.active_children():
+                if process.name.startswith("gvae-bench run") and process.pid not in killed:
+                    first = seen.setdefault(process.pid, time.monotonic())
+                    if time.monotonic() - first > 8:  # past its start: in its training loop
+                        os.kill(process.pid, signal.SIGKILL)
+                        killed.append(process.pid)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_runs, daemon=True)
+    killer.start()
+    try:
+        summary = run_sweep(["vae"], "ring8", profile="smoke", seeds=[0, 1, 2], data_root=data_root, out=tmp_path,
+                            settings={"train": [("steps", 200000)]}, options=ExecutorOptions(workers=2))
+    finally:
+        done.set()
+        killer.join()
+    assert summary.exit_status == 1 and not summary.interrupted and len(killed) == 3
+    assert [r.record.status.value for r in summary.results] == ["failed"] * 3
+    assert all("ended by SIGKILL" in r.record.reason for r in summary.results)

@@ -25,8 +25,6 @@ import os
 import queue
 import signal
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Callable, Iterable, Iterator
@@ -143,14 +141,19 @@ def _duration(seconds: float) -> str:
 
 # --- the child processes ------------------------------------------------------------------------
 
-_child: dict[str, Any] = {}
+#: how long a stopping sweep waits for a child to save its checkpoint and leave before ending it
+STOP_GRACE_SECONDS = 120.0
 
 
-def _child_init(threads: int, plugins: tuple[str, ...], log_level: int, steps: Any) -> None:
-    """Set up a child: torch threads, the parent's log level, plugins, no terminal bars, the step queue."""
+def _child_main(spec: RunSpec, label: str, threads: int, plugins: tuple[str, ...], log_level: int,
+                messages: Any) -> None:
+    """One run in a child process of its own: torch threads, the parent's log level, plugins, no
+    terminal bar; its steps and then its outcome go to ``messages``: ``("step", label, step, time)``
+    and ``("result", label, kind, value)`` with kind ``record``, ``user_error`` or ``interrupted``."""
     import torch
 
     from gvae_bench.execution import training
+    from gvae_bench.execution.run import execute_run
     from gvae_bench.registry import load_plugin_file, load_plugins
 
     os.environ["TQDM_DISABLE"] = "1"  # one overall line in the parent instead of a bar per child
@@ -158,40 +161,39 @@ def _child_init(threads: int, plugins: tuple[str, ...], log_level: int, steps: A
     logging.getLogger().setLevel(log_level)
     logging.getLogger("gvae_bench.progress").setLevel(logging.WARNING)
     torch.set_num_threads(threads)
-    load_plugins()
-    for path in plugins:
-        load_plugin_file(Path(path))
-    _child.update(steps=steps, interrupted=False, last=0.0)
+    last = [0.0]
 
     def listener(description: str, step: int, total: int) -> None:
         now = time.monotonic()
-        if now - _child["last"] >= 1.0 or step == total:
-            _child["last"] = now
-            _child["steps"].put((_child["label"], step, now))
+        if now - last[0] >= 1.0 or step == total:
+            last[0] = now
+            messages.put(("step", label, step, now))
 
     training.add_step_listener(listener)
-
-
-def _child_run(spec: RunSpec, label: str) -> tuple[str, Any]:
-    """One run in a child: ``("record", (record, outcome))``, ``("user_error", message)`` or
-    ``("interrupted", None)`` (Ctrl-C: this child takes no further run)."""
-    from gvae_bench.execution.run import execute_run
-
-    if _child.get("interrupted"):
-        return "interrupted", None
-    _child["label"] = label
     try:
-        return "record", execute_run(spec)
+        load_plugins()
+        for path in plugins:
+            load_plugin_file(Path(path))
+        outcome: tuple[str, Any] = ("record", execute_run(spec))
     except UserError as exc:
-        return "user_error", str(exc)
+        outcome = ("user_error", str(exc))
     except KeyboardInterrupt:
-        _child["interrupted"] = True
-        return "interrupted", None
+        outcome = ("interrupted", None)
+    messages.put(("result", label, *outcome))
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else str(-exitcode)
+        return f"its process was ended by {name} (killed, or out of memory) before it finished"
+    return f"its process exited with status {exitcode} before it finished"
 
 
 class ParallelLocalExecutor:
-    """Up to ``workers`` runs at once in child processes on this machine, ``threads`` torch
-    threads each; one progress line for the sweep (``on_progress``)."""
+    """Up to ``workers`` runs at once, each in a child process of its own started for it (spawn),
+    ``threads`` torch threads each; one progress line for the sweep (``on_progress``). A child that
+    dies without reporting (SIGKILL, out of memory) has its run recorded as failed, and the sweep
+    goes on with the others."""
 
     progress_bar = True
 
@@ -199,10 +201,11 @@ class ParallelLocalExecutor:
         self.workers, self.threads, self.plugins = workers, threads, plugins
         self.on_progress: Callable[[SweepProgress], None] | None = None
         self.progress: SweepProgress | None = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._running: dict[str, tuple[Any, RunSpec]] = {}
+        self._outcomes: dict[str, tuple[str, Any]] = {}
+        self._messages: Any = None
         self._terminated = False
         self._old_term: Any = None
-        self._specs: dict[Future, RunSpec] = {}
 
     def __enter__(self) -> "ParallelLocalExecutor":
         self._old_term = signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -210,24 +213,31 @@ class ParallelLocalExecutor:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close(cancel=exc is not None)
+        self.close()
         signal.signal(signal.SIGTERM, self._old_term)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._terminated = True
         raise KeyboardInterrupt
 
-    def close(self, cancel: bool = False) -> None:
-        """Wait for the children to leave (after Ctrl-C: cancel the runs not started, and pass a
-        SIGTERM this process received on to the children, which then save and stop)."""
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if cancel and self._terminated:
-            for process in list(getattr(pool, "_processes", {}).values()):
+    def close(self) -> None:
+        """Let the running children leave: after a SIGTERM to this process alone, pass it on as SIGINT
+        (each child saves at its next step boundary and stops, as on Ctrl-C, which reaches them
+        itself); a child still there after ``STOP_GRACE_SECONDS`` is ended."""
+        if self._terminated:
+            for process, _ in self._running.values():
                 if process.is_alive():
                     os.kill(process.pid, signal.SIGINT)
-        pool.shutdown(wait=True, cancel_futures=cancel)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for label, (process, _) in list(self._running.items()):
+            while process.is_alive() and time.monotonic() < deadline:
+                self._drain(timeout=0.2)  # a child leaves only once what it queued is read
+                process.join(timeout=0.1)
+            if process.is_alive():
+                log.warning("%s did not stop within %.0f s; ending it", label, STOP_GRACE_SECONDS)
+                process.kill()
+                process.join()
+        self._running.clear()
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
         from gvae_bench.execution.runs import resolve
@@ -237,56 +247,64 @@ class ParallelLocalExecutor:
         labels = [f"{spec.model} seed {spec.seed} ({index})" for index, spec in enumerate(specs)]
         self.progress = SweepProgress([(label, spec.model, resolve(spec).train.steps)
                                        for label, spec in zip(labels, specs)], self.workers)
-        context = multiprocessing.get_context("spawn")
-        steps = context.Queue()
-        log_level = logging.getLogger("gvae_bench").getEffectiveLevel()
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_child_init,
-            initargs=(self.threads, tuple(str(Path(p).absolute()) for p in self.plugins), log_level, steps))
-        futures: dict[Future, str] = {}
-        for spec, label in zip(specs, labels):
-            future = self._pool.submit(_child_run, spec, label)
-            futures[future], self._specs[future] = label, spec
-        return self._results(futures, steps)
+        return self._results(list(zip(labels, specs)))
 
-    def _results(self, futures: dict[Future, str], steps: Any) -> Iterator[tuple[RunRecord, Outcome]]:
-        pending = set(futures)
+    def _start(self, label: str, spec: RunSpec) -> None:
+        context = multiprocessing.get_context("spawn")
+        if self._messages is None:
+            self._messages = context.Queue()
+        log_level = logging.getLogger("gvae_bench").getEffectiveLevel()
+        plugins = tuple(str(Path(p).absolute()) for p in self.plugins)
+        process = context.Process(target=_child_main, name=f"gvae-bench run {label}",
+                                  args=(spec, label, self.threads, plugins, log_level, self._messages))
+        process.start()
+        self._running[label] = (process, spec)
+
+    def _results(self, waiting: list[tuple[str, RunSpec]]) -> Iterator[tuple[RunRecord, Outcome]]:
         last_line = 0.0
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            self._drain(steps)
-            now = time.monotonic()
-            if self.on_progress is not None and self.progress is not None:
-                self.on_progress(self.progress)
-            if now - last_line >= PROGRESS_SECONDS and self.progress is not None:
-                last_line = now
-                progress_log.info("%s", self.progress.line())
-            for future in done:
-                try:
-                    kind, value = future.result()
-                except BrokenProcessPool as exc:  # a child died (killed, out of memory): its run, and every run the
-                    kind, value = "record", self._lost(future, exc)  # broken pool still held, is marked failed
+        while waiting or self._running:
+            while waiting and len(self._running) < self.workers:
+                self._start(*waiting.pop(0))
+            self._drain(timeout=0.5)
+            if self.progress is not None:
+                if self.on_progress is not None:
+                    self.on_progress(self.progress)
+                if time.monotonic() - last_line >= PROGRESS_SECONDS:
+                    last_line = time.monotonic()
+                    progress_log.info("%s", self.progress.line())
+            for label, (process, spec) in list(self._running.items()):
+                if label not in self._outcomes and process.is_alive():
+                    continue
+                if label not in self._outcomes:
+                    self._drain(timeout=0.2)  # what it sent before it left
+                process.join()
+                del self._running[label]
+                kind, value = self._outcomes.pop(label, ("lost", process.exitcode))
                 if self.progress is not None:
-                    self.progress.finish(futures[future])
+                    self.progress.finish(label)
                 if kind == "user_error":
                     raise UserError(value)
                 if kind == "interrupted":
                     raise KeyboardInterrupt
+                if kind == "lost":
+                    from gvae_bench.execution.run import record_lost_run
+
+                    value = record_lost_run(spec, f"{_exit_reason(value)}; the same command resumes it")
                 yield value
 
-    def _lost(self, future: Future, exc: BaseException) -> tuple[RunRecord, Outcome]:
-        """The record of a run whose child process died: failed, with the reason; it resumes from its
-        last checkpoint on the next call, as any failed run does."""
-        from gvae_bench.execution.run import record_lost_run
-
-        return record_lost_run(self._specs[future], f"its worker process died ({type(exc).__name__}): killed by a "
-                                                    "signal or out of memory; the same command resumes it")
-
-    def _drain(self, steps: Any) -> None:
+    def _drain(self, timeout: float = 0.0) -> None:
+        """Read what the children sent: steps to the progress, outcomes kept for ``_results``; wait up
+        to ``timeout`` for the first message."""
+        if self._messages is None:
+            return
+        block = timeout > 0
         while True:
             try:
-                label, step, when = steps.get_nowait()
+                message = self._messages.get(timeout=timeout) if block else self._messages.get_nowait()
             except queue.Empty:
                 return
-            if self.progress is not None:
-                self.progress.step(label, step, when)
+            block = False
+            if message[0] == "step" and self.progress is not None:
+                self.progress.step(*message[1:])
+            elif message[0] == "result":
+                self._outcomes[message[1]] = (message[2], message[3])
