@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 from gvae_bench.errors import UserError
 from gvae_bench.execution.records import Outcome, RunRecord
 from gvae_bench.execution.runs import RunSpec
+from gvae_bench.execution.training import duration_text
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("gvae_bench.progress")
@@ -128,15 +129,9 @@ class SweepProgress:
         left = len(self.runs) - len(self.done) - len(self.running)
         evaluating = sum(1 for r in self.running if r.step >= r.total_steps)
         seconds = self.seconds_left()
-        eta = "time left not yet measured" if not math.isfinite(seconds) else f"about {_duration(seconds)} left for the sweep"
+        eta = "time left not yet measured" if not math.isfinite(seconds) else f"about {duration_text(seconds)} left for the sweep"
         scoring = f" ({evaluating} being scored, not counted)" if evaluating else ""
         return f"runs: {len(self.done)} done, {len(self.running)} running, {left} waiting; {eta}{scoring}"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 # --- the child processes ------------------------------------------------------------------------

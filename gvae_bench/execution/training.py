@@ -154,10 +154,11 @@ class _ProgressLines:
         elapsed = now - self.began
         left = elapsed / (step - self.start) * (self.total - step) if step > self.start else float("nan")
         progress_log.info("%s: step %d/%d, %s, %s elapsed, about %s left", self.description, step, self.total,
-                          ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), _duration(elapsed), _duration(left))
+                          ", ".join(f"{k} {v:.4g}" for k, v in losses.items()), duration_text(elapsed), duration_text(left))
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """``41m05s`` or ``2h03m`` for a number of seconds; ``?`` when it is not finite."""
     if not math.isfinite(seconds):
         return "?"
     minutes, secs = divmod(int(round(seconds)), 60)
