@@ -230,20 +230,18 @@ def test_a_tune_killed_with_sigkill_finishes_on_the_next_call_without_redoing_fi
     code = ("import sys; from gvae_bench.tuning import tune; "
             "tune(['vae'], 'ring8', trials=3, profile='smoke', steps=1_000_000, out=sys.argv[1], data_root=sys.argv[2])")
     env = {**os.environ, "GVAE_BENCH_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(root)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed-tune.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(root)], cwd=REPO, env=env,
+                                stdout=sink, stderr=subprocess.STDOUT)
     url = default_storage(tmp_path, "ring8")
-    deadline = time.monotonic() + 300
-    try:  # kill it in its first trial's training
-        while time.monotonic() < deadline:
-            trials = []
-            if (tmp_path / "tuning" / "ring8" / "studies.db").exists():  # never created from here
-                try:
-                    trials = optuna.load_study(study_name="ring8-vae-smoke", storage=url).trials
-                except Exception:  # the study not created yet (or the schema half written)
-                    pass
-            if trials and trials[0].user_attrs.get("run_dir") and (Path(trials[0].user_attrs["run_dir"]) / "losses.csv").exists():
-                break
+    # kill it in its first trial's training, seen from the files alone: opening the study from here
+    # while the child creates its schema could make the child's storage fail
+    deadline = time.monotonic() + 600
+    try:
+        while not list((tmp_path / "tuning" / "ring8").glob("trials/**/losses.csv")):
+            assert proc.poll() is None, f"the tune ended by itself (exit {proc.returncode}): {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"no trial trained within 600 s: {log.read_text()[-2000:]}"
             time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGKILL)
