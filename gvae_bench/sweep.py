@@ -7,8 +7,10 @@
 ``plan_sweep`` checks every name, the profile, the seeds, the latent sizes, the executor and that
 the benchmark's data are there, before any run starts; bad input is a ``UserError`` (one line).
 ``execute_sweep`` runs a plan on an executor, reports each run as it ends (``on_result``), writes
-the dataset's leaderboards and the HTML report (``<out>/report/``) and returns a ``SweepSummary`` (each run's record and outcome, the
-tables written, the exit status the command line uses). The command line (``gvae_bench.cli``)
+the dataset's leaderboards and the HTML report (``<out>/report/``) and returns a ``SweepSummary``:
+each run's record and outcome, the dataset's tables as pandas frames (``summary.tables``, a
+``Leaderboard``, built from the sweep's records in memory and the folder's other records read once),
+the files written and the exit status the command line uses. The command line (``gvae_bench.cli``)
 only parses options and prints.
 """
 
@@ -22,8 +24,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from gvae_bench.atomic import check_writable_folder
 from gvae_bench.errors import UserError
 from gvae_bench.execution.executors import ExecutorOptions, check_executor, get_executor
-from gvae_bench.results.collect import records_read_once
-from gvae_bench.results.leaderboard import write_leaderboards
+from gvae_bench.results.collect import records_beside, records_read_once
+from gvae_bench.results.frames import Leaderboard
+from gvae_bench.results.leaderboard import build_leaderboard
 from gvae_bench.profiles import get_profile, tuned_entry
 from gvae_bench.profiles import tuned_from as tuned_profile_of
 from gvae_bench.execution.records import Outcome, RunRecord, RunStatus
@@ -83,13 +86,24 @@ class RunResult:
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: each run's result, the leaderboard files written, whether it was cut short."""
+    """What a sweep did: each run's result, the dataset's tables (frames) and the files they were
+    written to, the report, whether it was cut short."""
 
     plan: SweepPlan
     results: list[RunResult] = field(default_factory=list)
-    leaderboards: list[Path] = field(default_factory=list)
+    tables: Leaderboard | None = None
     report: Path | None = None
     interrupted: bool = False
+
+    @property
+    def records(self) -> list[RunRecord]:
+        """The run records of this sweep's runs, as they ended."""
+        return [r.record for r in self.results]
+
+    @property
+    def leaderboards(self) -> list[Path]:
+        """The files the dataset's tables were written to (none when the sweep was cut short)."""
+        return [] if self.tables is None else list(self.tables.files)
 
     @property
     def problems(self) -> list[RunResult]:
@@ -252,9 +266,14 @@ def execute_sweep(plan: SweepPlan, executor: str = "local", options: ExecutorOpt
         return summary
     from gvae_bench.report import write_report  # Jinja2 and the page model, only once runs are done
 
-    with records_read_once():  # the tables and the report share one read of each record
-        summary.leaderboards = write_leaderboards(plan.out, plan.benchmark)
-        summary.report = write_report(plan.out)
+    # this sweep's records from memory (a run another process holds: its file, which that process
+    # finishes); the folder's other records read from disk once, shared by the tables and the report
+    held_here = [r.record for r in summary.results if r.outcome != Outcome.HELD]
+    with records_read_once():
+        unreadable: list[str] = []
+        records = records_beside(plan.out, plan.benchmark, held_here, unreadable)
+        summary.tables = build_leaderboard(plan.out, plan.benchmark, records=records, unreadable=unreadable)
+        summary.report = write_report(plan.out, {plan.benchmark: summary.tables})
     return summary
 
 

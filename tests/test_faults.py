@@ -190,8 +190,8 @@ def test_a_hostile_checkpoint_is_refused_on_resume_rescore_curve_and_export(tmp_
 @pytest.mark.subprocess
 def test_ctrl_c_while_the_leaderboards_are_written_exits_130(tmp_path):
     code = ("import sys, gvae_bench.sweep as sweep\n"
-            "def interrupted(*args):\n    raise KeyboardInterrupt\n"
-            "sweep.write_leaderboards = interrupted\n"
+            "def interrupted(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+            "sweep.build_leaderboard = interrupted\n"
             "from gvae_bench.cli import main\n"
             f"sys.argv = ['runner.py', '--models', 'vae', '--dataset', 'ring8', '--profile', 'smoke', '--out', {str(tmp_path)!r}]\n"
             "main()\n")

@@ -239,18 +239,18 @@ def list_command() -> None:
 def leaderboard_command(dataset: str, out: Path, protocol_path: Path | None) -> None:
     """Rebuild the leaderboards of one dataset from its run records alone."""
     from gvae_bench.results.collect import records_read_once
-    from gvae_bench.results.leaderboard import write_leaderboards
+    from gvae_bench.results.leaderboard import build_leaderboard
     from gvae_bench.results.protocol import protocol_for
     from gvae_bench.report import write_report
 
     protocol = _guard(lambda: protocol_for(out, protocol_path))
     with records_read_once():  # the tables and the report share one read of each record
-        paths = write_leaderboards(out, dataset, protocol)
-        if not paths:
+        tables = build_leaderboard(out, dataset, protocol)
+        if not tables.files:
             raise CLIError(f"no finished run records under {out / 'runs' / dataset}; run a sweep first")
-        for path in paths:
+        for path in tables.files:
             click.echo(f"leaderboard: {path}")
-        click.echo(f"report: {write_report(out)}")
+        click.echo(f"report: {write_report(out, {dataset: tables})}")
 
 
 @cli.command("power")

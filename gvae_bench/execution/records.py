@@ -149,6 +149,22 @@ class RecordError(ValueError):
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_folder(out: Path, benchmark: str, model: str, profile: str, config_hash: str, seed: int) -> Path:
+    """Where a run lives: ``<out>/runs/<benchmark>/<model>/<profile>-<config hash>/seed<seed>``."""
+    return Path(out) / "runs" / benchmark / model / f"{profile}-{config_hash}" / f"seed{seed}"
+
+
+def record_folder(out: Path, record: RunRecord) -> Path:
+    """The folder ``record`` was written to under the results folder ``out``."""
+    return run_folder(out, record.benchmark, record.model, record.profile, record.config_hash, record.seed)
+
+
+def as_written(record: RunRecord) -> RunRecord:
+    """A copy of ``record`` as ``record.json`` holds it (JSON types: lists, not tuples), so a table
+    built from a record in memory equals one built from the file."""
+    return RunRecord.from_json(json.loads(json.dumps(record.to_json())))
+
+
 def read_record(run_dir: Path) -> RunRecord | None:
     """The run record in ``run_dir`` (None when there is none); ``RecordError`` when it is unreadable."""
     path = Path(run_dir) / RECORD_FILE

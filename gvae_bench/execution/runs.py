@@ -21,6 +21,7 @@ from gvae_bench.config import ConfigBase, config_hash
 from gvae_bench.profiles import EvalConfig, TrainConfig, resolve_profile
 from gvae_bench.registry import BENCHMARKS, MODELS
 from gvae_bench.execution.classifier import ClassifierConfig
+from gvae_bench.execution.records import run_folder
 from gvae_bench.contracts.model import GenerativeModel, ModelConfig
 from gvae_bench.contracts.family import family_for
 # the defaults the command line reads before it imports torch (gvae_bench.paths), importable from here too
@@ -105,10 +106,8 @@ class ResolvedRun:
 
     @property
     def run_dir(self) -> Path:
-        return (
-            Path(self.spec.out) / "runs" / self.spec.benchmark / self.spec.model
-            / f"{self.spec.profile}-{self.config_hash}" / f"seed{self.spec.seed}"
-        )
+        return run_folder(self.spec.out, self.spec.benchmark, self.spec.model, self.spec.profile, self.config_hash,
+                          self.spec.seed)
 
 
 def resolve(spec: RunSpec) -> ResolvedRun:

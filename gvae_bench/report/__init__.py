@@ -5,9 +5,11 @@ profiles, the sweep state, the harness version and commits) and one ``<dataset>.
 (each leaderboard with its intervals, ties and published rows, each model's sample grid,
 reconstructions and loss curves, and a small plot of the per-seed values of each metric).
 
-It reads only the run records (``leaderboard.read_records``), the files beside them (samples.png,
-reconstructions.png, losses.png) and the leaderboards already written under
-``<out>/leaderboards/<dataset>/``; the run pictures are linked by relative paths, never copied, so
+It is built from each dataset's ``Leaderboard`` (``gvae_bench.results.frames``: the run records and
+the tables as frames): those a sweep or ``runner.py leaderboard`` hands it from memory, and for the
+folder's other datasets the records read once and the tables read back from
+``<out>/leaderboards/<dataset>/``. Beside them it reads only the pictures of each run (samples.png,
+reconstructions.png, losses.png); the run pictures are linked by relative paths, never copied, so
 the site opens from the file system with no network. The only files it makes are the HTML pages,
 one CSS file and the per-metric seed plots (small PNGs under ``report/plots/``).
 """
@@ -19,14 +21,15 @@ import os
 import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # noqa: E402
 
 import gvae_bench  # noqa: E402
 from gvae_bench.results.collect import read_records  # noqa: E402
-from gvae_bench.execution.records import RunRecord, RunStatus, now  # noqa: E402
-from gvae_bench.report.model import Dataset, Picture, RunGroup, SeedRun, _rel, run_dir, short_commit  # noqa: E402
+from gvae_bench.results.frames import Leaderboard, read_leaderboard  # noqa: E402
+from gvae_bench.execution.records import RunRecord, RunStatus, now, record_folder  # noqa: E402
+from gvae_bench.report.model import Dataset, Picture, RunGroup, SeedRun, _rel, short_commit  # noqa: E402
 from gvae_bench.report.tables import _tables  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,7 @@ def _groups(out: Path, dataset: str, records: list[RunRecord], kind: str, page_d
     for (model, profile, chash), members in sorted(grouped.items()):
         seeds, statuses = [], defaultdict(list)
         for record in sorted(members, key=lambda r: r.seed):
-            folder = run_dir(out, dataset, record)
+            folder = record_folder(out, record)
             pictures = []
             for what, filename in PICTURES:
                 if (folder / filename).is_file():
@@ -145,8 +148,9 @@ def _harness_version() -> str:
         return gvae_bench.__version__
 
 
-def build_report(out: Path, target: Path) -> Path:
-    """Write the site into ``target`` (a folder beside ``<out>/runs``); returns its index."""
+def build_report(out: Path, target: Path, leaderboards: Mapping[str, Leaderboard] | None = None) -> Path:
+    """Write the site into ``target`` (a folder beside ``<out>/runs``); returns its index.
+    ``leaderboards``: datasets whose records and tables the caller holds (the others are read)."""
 
     out = Path(out)
     target.mkdir(parents=True, exist_ok=True)
@@ -154,14 +158,18 @@ def build_report(out: Path, target: Path) -> Path:
     built = now()
     datasets, all_records = [], {}
     for name in _datasets(out):
-        unreadable: list[str] = []
-        records = read_records(out, name, unreadable)
+        board = (leaderboards or {}).get(name)
+        if board is None:
+            unreadable: list[str] = []
+            records = read_records(out, name, unreadable)
+            board = read_leaderboard(out, name, records, unreadable)
+        records, unreadable = board.records, board.unreadable
         all_records[name] = records
         kind = _kind(records)
         # pages are written to target, which sits where <out>/report will: links are computed from there
         page_dir = out / REPORT_DIR
         groups = _groups(out, name, records, kind, page_dir)
-        tables = _tables(out, name, page_dir, target, groups)
+        tables = _tables(board, page_dir, target, groups)
         comparisons = out / "leaderboards" / name / "comparisons.md"
         dataset = Dataset(name, f"{name}.html", kind, groups, tables,
                           Counter(r.status.value for r in records), Counter(short_commit(r.git) for r in records),
@@ -187,17 +195,17 @@ def build_report(out: Path, target: Path) -> Path:
     return index
 
 
-def write_report(out: Path) -> Path:
-    """Write the static site ``<out>/report/`` from the run records and leaderboards under ``out``;
-    returns the path of its ``index.html``. The old report is replaced only once the new one is
-    complete (it is built beside it, then moved into place)."""
+def write_report(out: Path, leaderboards: Mapping[str, Leaderboard] | None = None) -> Path:
+    """Write the static site ``<out>/report/`` from the run records and leaderboards under ``out``
+    (those of ``leaderboards`` from memory); returns the path of its ``index.html``. The old report
+    is replaced only once the new one is complete (it is built beside it, then moved into place)."""
     out = Path(out)
     final = out / REPORT_DIR
     partial = out / f".{REPORT_DIR}.partial-{os.getpid()}"
     if partial.exists():
         shutil.rmtree(partial)
     try:
-        build_report(out, partial)
+        build_report(out, partial, leaderboards)
         if final.exists():
             old = out / f".{REPORT_DIR}.old-{os.getpid()}"
             final.rename(old)

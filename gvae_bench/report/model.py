@@ -1,5 +1,5 @@
 """The report's page model: the plain data its templates render (cells, rows, tables, run groups,
-datasets) and the small readers and formatters that fill it from the leaderboards' CSVs.
+datasets) and the small readers and formatters that fill it from the leaderboards' frames.
 
 ``gvae_bench.report`` lays the pages out and ``gvae_bench.report.tables`` builds the tables; both
 build on this module, which imports neither.
@@ -7,7 +7,6 @@ build on this module, which imports neither.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections import Counter
@@ -16,26 +15,30 @@ from pathlib import Path
 from typing import Any
 
 from gvae_bench.results.collect import TABLE_TITLES
-from gvae_bench.execution.records import RunRecord
 
 
 # ----------------------------------------------------------------------------------------------
 # reading
 
 
-def _float(text: Any) -> float:
+def _float(value: Any) -> float:
+    """A frame cell as a float (empty, None or not a number: NaN)."""
     try:
-        return float(text)
+        return float(value)
     except (TypeError, ValueError):
         return math.nan
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV as strings (a config hash of digits stays a string)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _text(value: Any) -> str:
+    """A frame cell as text (empty and NaN: the empty string)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _flag(value: Any) -> bool:
+    """A True/False frame cell (absent: False)."""
+    return value is True or value == "True" or (not isinstance(value, str) and bool(value) and value == 1)
 
 
 def _table_order(name: str) -> tuple[int, str]:
@@ -47,10 +50,6 @@ def short_commit(git: dict[str, Any] | None) -> str:
     """``abcdef1234`` or ``abcdef1234+dirty``: the commit a record names, as the tables write it."""
     commit = (git or {}).get("commit") or "unknown"
     return commit[:10] + ("+dirty" if (git or {}).get("dirty") else "")
-
-
-def run_dir(out: Path, dataset: str, record: RunRecord) -> Path:
-    return Path(out) / "runs" / dataset / record.model / f"{record.profile}-{record.config_hash}" / f"seed{record.seed}"
 
 
 def _fmt(value: float) -> str:
@@ -185,6 +184,6 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
-def _latent_text(text: str) -> str:
-    value = _float(text)
+def _latent_text(latent: Any) -> str:
+    value = _float(latent)
     return "" if math.isnan(value) else str(int(value)) if value == int(value) else str(value)

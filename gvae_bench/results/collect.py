@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
-from gvae_bench.execution.records import RECORD_FILE, RecordError, RunRecord, read_record
+from gvae_bench.execution.records import RECORD_FILE, RecordError, RunRecord, as_written, read_record, record_folder
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,23 @@ def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -
     return _read_records(out, dataset, unreadable)
 
 
-def _read_records(out: Path, dataset: str, unreadable: list[str] | None) -> list[RunRecord]:
+def records_beside(out: Path, dataset: str, held: list[RunRecord],
+                   unreadable: list[str] | None = None) -> list[RunRecord]:
+    """The dataset's run records with ``held`` (records this process holds, e.g. a sweep's own runs)
+    taken from memory and only the folder's other records read from disk."""
+    known = {record_folder(out, r).resolve(): r for r in held if r.benchmark == dataset}
+    records = [_without_inestimable(as_written(r)) for r in known.values()]
+    records += _read_records(out, dataset, unreadable, skip=set(known))
+    return sorted(records, key=lambda r: record_folder(out, r))  # as read_records orders them: by folder
+
+
+def _read_records(out: Path, dataset: str, unreadable: list[str] | None, skip: set[Path] = frozenset()
+                  ) -> list[RunRecord]:
     root = Path(out) / "runs" / dataset
     records = []
     for path in sorted(root.glob(f"**/{RECORD_FILE}")):
+        if skip and path.parent.resolve() in skip:
+            continue
         try:
             record = read_record(path.parent)
         except (OSError, RecordError) as exc:

@@ -27,6 +27,7 @@ from gvae_bench.results.comparisons import (
     runs_frame, table_tests,
 )
 from gvae_bench.results.eval_protocols import pooling_refusal, row_protocols
+from gvae_bench.results.frames import Leaderboard, TableFrame
 from gvae_bench.results.protocol import Protocol
 from gvae_bench.results.stats import mean_interval, range_of
 from gvae_bench.execution.records import RunRecord, RunStatus, now
@@ -185,8 +186,17 @@ FROM_OUT = "from out"
 
 
 def write_leaderboards(out: Path, dataset: str, protocol: Protocol | None | str = FROM_OUT) -> list[Path]:
-    """Build every table that has measured values for ``dataset``; returns the files written.
+    """``build_leaderboard`` from the records on disk; returns the files written."""
+    return build_leaderboard(out, dataset, protocol).files
 
+
+def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str = FROM_OUT,
+                      records: list[RunRecord] | None = None, unreadable: list[str] | None = None) -> Leaderboard:
+    """Build every table that has measured values for ``dataset``, write them under
+    ``<out>/leaderboards/<dataset>/`` and return them as frames (``Leaderboard``, its ``files``).
+
+    ``records``: the dataset's run records when the caller holds them (a sweep: its own runs from
+    memory and the folder's others, ``collect.records_beside``); default: read from disk.
     ``protocol``: the study protocol the tables answer (default: ``<out>/protocol.toml`` when it
     exists; None: none, every comparison exploratory). With a protocol that declares ``dataset``,
     its confirmatory family is computed over all its datasets' records and written to
@@ -199,17 +209,20 @@ def write_leaderboards(out: Path, dataset: str, protocol: Protocol | None | str 
 
     if protocol == FROM_OUT:
         protocol = protocol_for(Path(out))
-    records = read_records(out, dataset)
+    if records is None:
+        unreadable = [] if unreadable is None else unreadable
+        records = read_records(out, dataset, unreadable)
     tables = sorted({table for r in records for result in r.metrics.values()
                      if result.get("value") is not None for table in tables_of(result)})
     if "table4" in tables and swept_models(records):
         tables.append("table5")
-    written: list[Path] = []
-    folder = Path(out) / "leaderboards" / dataset
+    result = Leaderboard(Path(out), dataset, records, runs_frame(records, dataset), unreadable=list(unreadable or ()))
+    folder = result.folder
     if not records:
-        return written
+        return result
+    written = result.files
     runs_path = folder / "runs.csv"
-    atomic_write_text(runs_path, runs_frame(records, dataset).to_csv(index=False))
+    atomic_write_text(runs_path, result.runs.to_csv(index=False))
     written.append(runs_path)
     confirmatory: dict = {}
     by_dataset: dict[str, list[RunRecord]] = {}
@@ -230,23 +243,28 @@ def write_leaderboards(out: Path, dataset: str, protocol: Protocol | None | str 
         frame, names, directions = build_table(records, table, dataset, compared)
         csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
         text = to_markdown(frame, names, directions, table, dataset, records, reproductions)
+        bounds = None
         if table == "table7":  # each run's bounds: standard error over images, AIS against IWAE
             bounds = bounds_frame(table_records(records, table))
             if len(bounds):
                 bounds_path = folder / "table7_bounds.csv"
                 atomic_write_text(bounds_path, bounds.to_csv(index=False))
                 written.append(bounds_path)
+                result.tables["table7_bounds"] = TableFrame("table7_bounds", bounds, [], {})
                 text += "\n".join(bounds_markdown(bounds)) + "\n"
         atomic_write_text(csv_path, frame.to_csv(index=False))
         atomic_write_text(md_path, text)
         written += [csv_path, md_path]
+        result.tables[table] = TableFrame(table, frame, names, directions, text, bounds)
         pairs.append(compared.pairs)
     if tables:
-        frame = pd.concat([p for p in pairs if len(p)], ignore_index=True) if any(len(p) for p in pairs) else pd.DataFrame()
+        result.comparisons = (pd.concat([p for p in pairs if len(p)], ignore_index=True)
+                              if any(len(p) for p in pairs) else pd.DataFrame())
+        result.comparisons_markdown = comparisons_markdown(dataset, pairs, now(),
+                                                           protocol.label if isinstance(protocol, Protocol) else "")
         csv_path, md_path = folder / "comparisons.csv", folder / "comparisons.md"
-        atomic_write_text(csv_path, frame.to_csv(index=False))
-        atomic_write_text(md_path, comparisons_markdown(dataset, pairs, now(),
-                                                        protocol.label if isinstance(protocol, Protocol) else ""))
+        atomic_write_text(csv_path, result.comparisons.to_csv(index=False))
+        atomic_write_text(md_path, result.comparisons_markdown)
         written += [csv_path, md_path]
     if isinstance(protocol, Protocol):
         from gvae_bench.results.aggregate import write_aggregate
@@ -255,4 +273,6 @@ def write_leaderboards(out: Path, dataset: str, protocol: Protocol | None | str 
     from gvae_bench.results.readings import write_readings
 
     readings = write_readings(Path(out))  # <out>/README.md from README.md.j2 over the tables just written
-    return written + ([readings] if readings else [])
+    if readings:
+        written.append(readings)
+    return result
