@@ -72,7 +72,7 @@ def bounds_markdown(frame: pd.DataFrame) -> list[str]:
              "IWAE: -L_k over the scored test images ± its standard error over those images (Burda et al. 2015). "
              "AIS against IWAE on the same images: the IWAE bound over the first images that AIS scores, and the "
              "gap IWAE - AIS (Wu et al. 2017 find AIS tighter by a fraction of a nat to about two nats; "
-             "`gvae_bench/bounds.py`).", "",
+             "`gvae_bench/results/bounds.py`).", "",
              "| model | profile | config | seed | iwae_nll ± SE | images, k | ais_nll | AIS images, chains, steps "
              "| IWAE on the AIS images | IWAE - AIS |", "|" + "---|" * 10]
     for row in frame.itertuples():

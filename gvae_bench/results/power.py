@@ -165,7 +165,7 @@ def power_markdown(frame: pd.DataFrame, protocol: Protocol) -> str:
     declared = len(protocol.seeds)
     lines = [f"# A-priori power of protocol {protocol.label}", "",
              f"- built {now()}, before the release runs, from the pilot runs named in each row (`power.csv` holds their "
-             "per-seed differences); method in `gvae_bench/power.py` and docs/protocol.md",
+             "per-seed differences); method in `gvae_bench/results/power.py` and docs/protocol.md",
              f"- test: paired t by seed, two-sided; power {protocol.power}; alpha {protocol.alpha}; the family has "
              f"M = {protocol.family_size()} tests, so alpha / M = {protocol.alpha / protocol.family_size():.3g}",
              f"- the protocol declares {declared} seeds; a test whose `seeds at alpha / M` is at most {declared} is "
