@@ -268,10 +268,10 @@ def execute_sweep(plan: SweepPlan, executor: str = "local", options: ExecutorOpt
 
     # this sweep's records from memory (a run another process holds: its file, which that process
     # finishes); the folder's other records read from disk once, shared by the tables and the report
-    held_here = [r.record for r in summary.results if r.outcome != Outcome.HELD]
+    made_here = [r.record for r in summary.results if r.outcome != Outcome.HELD]
     with records_read_once():
         unreadable: list[str] = []
-        records = records_beside(plan.out, plan.benchmark, held_here, unreadable)
+        records = records_beside(plan.out, plan.benchmark, made_here, unreadable)
         summary.tables = build_leaderboard(plan.out, plan.benchmark, records=records, unreadable=unreadable)
         summary.report = write_report(plan.out, {plan.benchmark: summary.tables})
     return summary

@@ -170,7 +170,7 @@ def build_report(out: Path, target: Path, leaderboards: Mapping[str, Leaderboard
         page_dir = out / REPORT_DIR
         groups = _groups(out, name, records, kind, page_dir)
         tables = _tables(board, page_dir, target, groups)
-        comparisons = out / "leaderboards" / name / "comparisons.md"
+        comparisons = board.folder / "comparisons.md"
         dataset = Dataset(name, f"{name}.html", kind, groups, tables,
                           Counter(r.status.value for r in records), Counter(short_commit(r.git) for r in records),
                           unreadable, _rel(comparisons, page_dir) if comparisons.is_file() else "")

@@ -37,8 +37,8 @@ def _text(value: Any) -> str:
 
 
 def _flag(value: Any) -> bool:
-    """A True/False frame cell (absent: False)."""
-    return value is True or value == "True" or (not isinstance(value, str) and bool(value) and value == 1)
+    """A True/False frame cell (a bool, or its text read from a CSV; absent: False)."""
+    return _text(value) == "True"
 
 
 def _table_order(name: str) -> tuple[int, str]:

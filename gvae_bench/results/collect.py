@@ -70,11 +70,11 @@ def read_records(out: Path, dataset: str, unreadable: list[str] | None = None) -
     return _read_records(out, dataset, unreadable)
 
 
-def records_beside(out: Path, dataset: str, held: list[RunRecord],
+def records_beside(out: Path, dataset: str, in_memory: list[RunRecord],
                    unreadable: list[str] | None = None) -> list[RunRecord]:
-    """The dataset's run records with ``held`` (records this process holds, e.g. a sweep's own runs)
-    taken from memory and only the folder's other records read from disk."""
-    known = {record_folder(out, r).resolve(): r for r in held if r.benchmark == dataset}
+    """The dataset's run records: ``in_memory`` (e.g. a sweep's own runs) as they are, and only the
+    folder's other records read from disk."""
+    known = {record_folder(out, r).resolve(): r for r in in_memory if r.benchmark == dataset}
     records = [_without_inestimable(as_written(r)) for r in known.values()]
     records += _read_records(out, dataset, unreadable, skip=set(known))
     return sorted(records, key=lambda r: record_folder(out, r))  # as read_records orders them: by folder

@@ -1,6 +1,5 @@
 """One dataset's leaderboards in memory: the run records, the tidy per-run frame and each table as a
-pandas frame, as ``leaderboard.build_leaderboard`` makes them and ``leaderboard.write_leaderboard``
-writes them (``runs.csv``, ``<table>.csv`` and ``.md``, ``comparisons.csv`` and ``.md``).
+pandas frame, as ``leaderboard.build_leaderboard`` makes and writes them (``runs.csv``, ``<table>.csv`` and ``.md``, ``comparisons.csv`` and ``.md``).
 
 A sweep hands its ``Leaderboard`` to the report; for a results folder that no command of this
 process built, ``read_leaderboard`` reads the written CSVs back into frames of the same types (the
@@ -9,7 +8,6 @@ report formats numbers from frames, never from CSV text).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,21 +22,19 @@ FLAG_SUFFIXES = ("_bold", "_evaluated")
 NUMBER_COLUMNS = ("latent_dim", "n_finished", "n_diverged", "n_failed", "n_running", "seed", "value", "reference",
                   "n_generated", "n_real", *BOUNDS_COLUMNS[BOUNDS_COLUMNS.index("seed"):])
 FLAG_COLUMNS = ("higher_is_better", "ranked")
-TABLE_FILE = re.compile(r"table[A-Za-z0-9_]*\.csv")
 
 
 @dataclass
 class TableFrame:
     """One leaderboard: its rows (measured, real-data reference, published), its metric names,
-    each metric's direction, its Markdown text and, for Table 7, each run's bounds (which are also
-    a table of their own, ``table7_bounds``, with no metric columns)."""
+    each metric's direction and its Markdown text. Table 7's run-by-run bounds are a table of their
+    own, ``table7_bounds``, with no metric columns."""
 
     name: str
     frame: pd.DataFrame
     metrics: list[str]
     directions: dict[str, bool]
     markdown: str = ""
-    bounds: pd.DataFrame | None = None
 
 
 @dataclass
@@ -65,7 +61,7 @@ def leaderboard_folder(out: Path, dataset: str) -> Path:
     return Path(out) / "leaderboards" / dataset
 
 
-def typed(frame: pd.DataFrame) -> pd.DataFrame:
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` read as text, with its number and True/False columns converted (an empty cell: NaN)."""
     frame = frame.copy()
     for column in frame.columns:
@@ -79,7 +75,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file() or path.stat().st_size <= 1:
         return pd.DataFrame()
-    return typed(pd.read_csv(path, dtype=str, keep_default_na=False))
+    return _typed(pd.read_csv(path, dtype=str, keep_default_na=False))
 
 
 def read_leaderboard(out: Path, dataset: str, records: list[RunRecord],
@@ -89,8 +85,6 @@ def read_leaderboard(out: Path, dataset: str, records: list[RunRecord],
     folder = leaderboard_folder(out, dataset)
     tables = {}
     for path in sorted(folder.glob("table*.csv")) if folder.is_dir() else []:
-        if not TABLE_FILE.fullmatch(path.name):
-            continue
         frame = _read_csv(path)
         if not len(frame):
             continue

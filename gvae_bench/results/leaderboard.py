@@ -243,7 +243,6 @@ def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str =
         frame, names, directions = build_table(records, table, dataset, compared)
         csv_path, md_path = folder / f"{table}.csv", folder / f"{table}.md"
         text = to_markdown(frame, names, directions, table, dataset, records, reproductions)
-        bounds = None
         if table == "table7":  # each run's bounds: standard error over images, AIS against IWAE
             bounds = bounds_frame(table_records(records, table))
             if len(bounds):
@@ -255,7 +254,7 @@ def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str =
         atomic_write_text(csv_path, frame.to_csv(index=False))
         atomic_write_text(md_path, text)
         written += [csv_path, md_path]
-        result.tables[table] = TableFrame(table, frame, names, directions, text, bounds)
+        result.tables[table] = TableFrame(table, frame, names, directions, text)
         pairs.append(compared.pairs)
     if tables:
         result.comparisons = (pd.concat([p for p in pairs if len(p)], ignore_index=True)
