@@ -21,7 +21,7 @@ from gvae_bench.paths import DATA_ROOT_ENV, DEFAULT_OUT
 from gvae_bench.cli.common import CLIError, _cpus, _guard, _ints, _names, _parse_settings
 from gvae_bench.cli.runs import classifier_command, curve_command, export_nifti_command, rescore_command
 from gvae_bench.cli.score import score_command
-from gvae_bench.cli.studies import reproduce_command, tune_command
+from gvae_bench.cli.studies import release_command, reproduce_command, tune_command
 
 log = logging.getLogger("gvae_bench")
 
@@ -283,6 +283,7 @@ def report_command(out: Path) -> None:
 
 cli.add_command(tune_command)
 cli.add_command(reproduce_command)
+cli.add_command(release_command)
 cli.add_command(score_command)
 for command in (rescore_command, curve_command, export_nifti_command, classifier_command):
     cli.add_command(command)

@@ -1,5 +1,6 @@
-"""The command line's study commands: ``tune`` (an equal tuning budget per model) and ``reproduce``
-(rerun a recorded run and compare it with its seed spread). ``gvae_bench.cli`` adds them to its group.
+"""The command line's study commands: ``tune`` (an equal tuning budget per model), ``reproduce``
+(rerun a recorded run and compare it with its seed spread) and ``release`` (a folder's runs against
+a protocol's declared release). ``gvae_bench.cli`` adds them to its group.
 """
 
 from __future__ import annotations
@@ -87,3 +88,35 @@ def reproduce_command(run_dir: Path, out: Path, data_root: Path | None) -> None:
     if report.note:
         click.echo(f"note: {report.note}", err=True)
     click.echo(f"reproduce: {report.scratch_run_dir / REPORT_MD}")
+
+
+@click.command("release")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Results folder holding the release's runs (the reference release's: results/release).")
+@click.option("--protocol", "protocol_path", type=click.Path(path_type=Path), default=None,
+              help="The protocol TOML the release answers (default: OUT/protocol.toml; the reference release's: "
+                   "results/reference/protocol.toml).")
+@click.option("--dataset", "datasets", multiple=True, metavar="NAME",
+              help="Check only this declared dataset (repeatable; default: every dataset of the protocol).")
+@click.option("--complete", is_flag=True, help="Also exit 1 while a declared run is missing.")
+def release_command(out: Path, protocol_path: Path | None, datasets: tuple[str, ...], complete: bool) -> None:
+    """Check a folder's runs against a protocol's release: which declared runs exist and which are
+    missing, and whether they share one commit, a clean tree, one environment and one classifier.
+    Exit 1 when they do not (with --complete, also while runs are missing)."""
+    from gvae_bench.results.protocol import PROTOCOL_FILE, read_protocol
+    from gvae_bench.results.release import audit_release
+
+    path = protocol_path or out / PROTOCOL_FILE
+    protocol = _guard(lambda: read_protocol(path))
+    unknown = [d for d in datasets if d not in protocol.datasets]
+    if unknown:
+        raise CLIError(f"{', '.join(unknown)} is not a dataset of protocol {protocol.label} "
+                       f"(it declares {', '.join(protocol.datasets)})")
+    audits = _guard(lambda: audit_release(out, protocol, list(datasets) or None))
+    click.echo(f"protocol {protocol.label} ({path}); runs under {out / 'runs'}")
+    for audit in audits:
+        for line in audit.lines():
+            click.echo(line)
+    failed = any(not a.consistent or (complete and not a.complete) for a in audits)
+    if failed:
+        raise SystemExit(1)

@@ -110,14 +110,14 @@ def study_scores(records_by_dataset: dict[str, list[RunRecord]], protocol: Proto
     """model -> benchmark -> the metric's values over the declared runs, and notes on what is left out
     (a model with no declared run on a benchmark; a run scored under another protocol)."""
     from gvae_bench.results.comparisons import _cell
-    from gvae_bench.results.confirmatory import _declared_runs
+    from gvae_bench.results.release import declared_runs
 
     scores: dict[str, dict[str, np.ndarray]] = {m: {} for m in protocol.models}
     notes = []
     for dataset in protocol.datasets:
         records = records_by_dataset.get(dataset, [])
         for model in protocol.models:
-            runs, why = _declared_runs(records, protocol, model)
+            runs, why = declared_runs(records, protocol, model)
             cell = _cell(runs, metric, f"{dataset} {model}")
             if cell.refusal:
                 notes.append(f"{dataset} {model} {metric}: {cell.refusal}")

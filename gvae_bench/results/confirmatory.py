@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
@@ -27,7 +27,8 @@ from gvae_bench.atomic import atomic_write_text
 from gvae_bench.results.comparisons import ConfirmatoryKey, RowKey, _cell, refused
 from gvae_bench.results.eval_protocols import comparison_refusal
 from gvae_bench.results.protocol import Protocol
-from gvae_bench.execution.records import RunRecord, RunStatus, now
+from gvae_bench.results.release import ReleaseAudit, declared_runs
+from gvae_bench.execution.records import RunRecord, now
 from gvae_bench.results.stats import Comparison, compare
 
 CONFIRMATORY_COLUMNS = ["dataset", "table", "metric", "profile", "model_a", "model_b", "config_a", "config_b",
@@ -48,23 +49,6 @@ class ConfirmatoryTest:
     comparison: Comparison
 
 
-def _declared_runs(records: list[RunRecord], protocol: Protocol, model: str) -> tuple[list[RunRecord], str]:
-    """The finished runs of ``model`` that may enter a confirmatory test, or [] and why none."""
-    from gvae_bench.results.collect import at_profile_settings
-
-    runs = [r for r in records if r.model == model and r.profile == protocol.profile
-            and r.status == RunStatus.FINISHED and r.seed in protocol.seeds]
-    hashes = {r.config_hash for r in runs}
-    if len(hashes) > 1:
-        runs = [r for r in runs if at_profile_settings(r)]
-        hashes = {r.config_hash for r in runs}
-    if len(hashes) > 1:
-        return [], f"{model}: several configurations under profile {protocol.profile} ({', '.join(sorted(hashes))})"
-    if not runs:
-        return [], f"{model}: no finished run under profile {protocol.profile} at the declared seeds"
-    return runs, ""
-
-
 def _direction(records: list[RunRecord], metric: str) -> bool | None:
     for record in records:
         result = record.metrics.get(metric) or {}
@@ -79,7 +63,7 @@ def family_tests(records_by_dataset: dict[str, list[RunRecord]], protocol: Proto
     models = sorted(protocol.models)
     for dataset in protocol.datasets:
         records = records_by_dataset.get(dataset, [])
-        chosen = {m: _declared_runs(records, protocol, m) for m in models}
+        chosen = {m: declared_runs(records, protocol, m) for m in models}
         for primary in sorted(protocol.primary, key=lambda p: p.metric):
             higher = _direction(records, primary.metric)
             for a, b in itertools.combinations(models, 2):
@@ -159,14 +143,21 @@ def _num(value: Any, digits: int = 4) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
-def family_markdown(frame: pd.DataFrame, protocol: Protocol) -> str:
+def family_markdown(frame: pd.DataFrame, protocol: Protocol, audits: Sequence[ReleaseAudit] = ()) -> str:
+    """The family as Markdown; ``audits``: each dataset's declared runs and whether they are one
+    release (``release.audit_records``), listed before the tests."""
     lines = [f"# The confirmatory family of protocol {protocol.label}", "",
              f"- declared {protocol.declared or 'date not given'} in `{protocol.path or 'protocol.toml'}`; built {now()}",
              f"- {family_label(protocol)}; alpha {protocol.alpha}",
              f"- runs: profile `{protocol.profile}`, seeds {' '.join(map(str, protocol.seeds))} only, each model at "
              "its profile's settings; paired t by seed on the declared seeds both sides hold",
              "- a test that cannot be made counts as p = 1 in the Holm step (it never lowers another's adjusted p) "
-             "and reads n/a with its reason", "",
+             "and reads n/a with its reason"]
+    if audits:
+        lines.append("- the declared runs (`runner.py release`):")
+        lines += [f"    - {line.strip()}" if line.startswith(" ") else f"  - {line}"
+                  for audit in audits for line in audit.lines()]
+    lines += ["",
              "| dataset | metric | A | B | seeds | difference [95 % CI] | p | p (Holm) | verdict | note |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in frame.itertuples():
@@ -176,10 +167,12 @@ def family_markdown(frame: pd.DataFrame, protocol: Protocol) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_family(out: Path, tests: list[ConfirmatoryTest], protocol: Protocol) -> list[Path]:
-    """``<out>/confirmatory.csv`` and ``.md``: the whole family of the study."""
+def write_family(out: Path, tests: list[ConfirmatoryTest], protocol: Protocol,
+                 audits: Sequence[ReleaseAudit] = ()) -> list[Path]:
+    """``<out>/confirmatory.csv`` and ``.md``: the whole family of the study (the Markdown also
+    lists ``audits``, each dataset's declared runs)."""
     frame = family_frame(tests, protocol)
     paths = [Path(out) / "confirmatory.csv", Path(out) / "confirmatory.md"]
     atomic_write_text(paths[0], frame.to_csv(index=False))
-    atomic_write_text(paths[1], family_markdown(frame, protocol))
+    atomic_write_text(paths[1], family_markdown(frame, protocol, audits))
     return paths

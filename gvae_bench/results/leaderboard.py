@@ -205,6 +205,7 @@ def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str =
     from gvae_bench.results.confirmatory import confirmatory_map, family_tests, write_family
     from gvae_bench.results.leaderboard_markdown import to_markdown
     from gvae_bench.results.protocol import protocol_for
+    from gvae_bench.results.release import audit_records
     from gvae_bench.results.reproduce import read_reproductions
 
     if protocol == FROM_OUT:
@@ -230,7 +231,8 @@ def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str =
         by_dataset = {d: records if d == dataset else read_records(out, d) for d in protocol.datasets}
         if dataset in protocol.datasets:
             family = family_tests(by_dataset, protocol)
-            written += write_family(Path(out), family, protocol)
+            audits = [audit_records(by_dataset[d], d, protocol) for d in protocol.datasets]
+            written += write_family(Path(out), family, protocol, audits)
             confirmatory = confirmatory_map(family, protocol, dataset)
     tested = {table: table_tests(table_records(records, table), table, *table_metrics(records, table))
               for table in tables}

@@ -1,0 +1,129 @@
+"""A release of a protocol, audited from its records: the committed reference release is one commit,
+one clean tree, one environment and one classifier; a record that breaks any of them is named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from tests.conftest import invoke_cli
+from gvae_bench.execution.records import read_record, record_folder, write_record
+from gvae_bench.results.protocol import read_protocol
+from gvae_bench.results.release import audit_records, audit_release
+
+PROTOCOL_PATH = REPO / "results" / "reference" / "protocol.toml"
+RELEASE = REPO / "results" / "release"
+RELEASE_COMMIT = "c9cbcae9e13369499be23d4d9fb3cc4b59dead44"
+
+
+@pytest.fixture(scope="module")
+def protocol():
+    return read_protocol(PROTOCOL_PATH)
+
+
+def test_the_committed_release_is_one_commit_one_environment_one_classifier(protocol):
+    pinned = json.loads((REPO / "gvae_bench" / "pinned" / "classifiers.json").read_text())["mnist"]
+    (mnist, fashion) = audit_release(RELEASE, protocol)
+    assert mnist.consistent, mnist.disagreements
+    assert len(mnist.found) >= 7 and set(mnist.found) <= set(mnist.declared)
+    assert {r.git["commit"] for r in mnist.found.values()} == {RELEASE_COMMIT}
+    assert mnist.shared["commit"] == RELEASE_COMMIT[:12] and mnist.shared["tree"] == "clean"
+    assert mnist.shared["torch threads"] == str(protocol.torch_threads) == "1"
+    assert mnist.shared["classifier"].startswith(f"sha256 {pinned['sha256'][:12]}")
+    assert mnist.shared["tuned on"] == "mnist"
+    assert len(mnist.missing) == 25 - len(mnist.found)
+    assert fashion.consistent and len(fashion.missing) == 25 - len(fashion.found)
+
+
+def _release_copy(tmp_path: Path) -> Path:
+    """The committed release's MNIST GVAE and VAE seed-0 records alone, in a fresh results folder."""
+    out = tmp_path / "release"
+    for model in ("gvae", "vae"):
+        for found in (RELEASE / "runs" / "mnist" / model).glob("*/seed0/record.json"):
+            target = out / found.parent.relative_to(RELEASE)
+            target.mkdir(parents=True)
+            shutil.copy(found, target / "record.json")
+    return out
+
+
+def _edit(out: Path, model: str, change) -> None:
+    folder = next((out / "runs" / "mnist" / model).glob("*/seed0"))
+    record = read_record(folder)
+    change(record)
+    write_record(record_folder(out, record), record)
+
+
+def test_the_audit_counts_the_declared_runs_and_lists_the_missing_ones(tmp_path, protocol):
+    audit = audit_release(_release_copy(tmp_path), protocol, ["mnist"])[0]
+    assert sorted(audit.found) == [("gvae", 0), ("vae", 0)]
+    assert len(audit.missing) == 23 and audit.consistent and not audit.complete
+    assert audit.lines()[0] == "mnist: 2 of 25 declared runs of reference v1"
+    assert "  missing: vae seed 1 2 3 4; gvae seed 1 2 3 4; wgan_gp seed 0 1 2 3 4;" in audit.lines()[1]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: r.git.update(dirty=True), "tree: clean (vae seed 0) | dirty (gvae seed 0)"),
+    (lambda r: r.git.update(commit="0123456789abcdef"),
+     f"commit: 0123456789ab (gvae seed 0) | {RELEASE_COMMIT[:12]} (vae seed 0)"),
+    (lambda r: r.environment.update(cpu="Intel Xeon"), "CPU: AMD EPYC (vae seed 0) | Intel Xeon (gvae seed 0)"),
+    (lambda r: r.versions.update(torch="2.13.0"), "versions: "),
+    (lambda r: r.metrics["coverage"]["details"].update(classifier_sha256="f" * 64),
+     "classifier: sha256 a44f66cb84d7 (version mnist-v1) (vae seed 0) | sha256 a44f66cb84d7 (version mnist-v1) + "
+     "sha256 ffffffffffff (version mnist-v1) (gvae seed 0)"),
+    (lambda r: r.tuning.update(tuned_on="fashion_mnist"), "tuned on: fashion_mnist (gvae seed 0) | mnist (vae seed 0)"),
+])
+def test_a_record_that_breaks_the_release_is_named(tmp_path, protocol, change, expected):
+    out = _release_copy(tmp_path)
+    _edit(out, "gvae", change)
+    audit = audit_release(out, protocol, ["mnist"])[0]
+    assert not audit.consistent
+    assert any(line.startswith(expected) for line in audit.disagreements), audit.disagreements
+
+
+def test_threads_other_than_the_declared_ones_break_the_release_even_when_shared(tmp_path, protocol):
+    out = _release_copy(tmp_path)
+    for model in ("gvae", "vae"):
+        _edit(out, model, lambda r: r.environment.update(torch_threads=2))
+    records = [read_record(path.parent) for path in out.glob("runs/**/record.json")]
+    audit = audit_records(records, "mnist", protocol)
+    assert audit.disagreements == ["torch threads: 2, the protocol declares 1"]
+
+
+def test_runs_outside_the_declaration_are_counted_not_judged(tmp_path, protocol):
+    out = _release_copy(tmp_path)
+    _edit(out, "vae", lambda r: (setattr(r, "seed", 7), r.git.update(dirty=True)))
+    audit = audit_release(out, protocol, ["mnist"])[0]
+    assert sorted(audit.found) == [("gvae", 0), ("vae", 0)] and audit.outside == 1 and audit.consistent
+
+
+def test_the_release_command_prints_the_audit_and_exits_1_when_the_runs_disagree(tmp_path):
+    out = _release_copy(tmp_path)
+    ok = invoke_cli("release", "--out", str(out), "--protocol", str(PROTOCOL_PATH), "--dataset", "mnist")
+    assert ok.returncode == 0, ok.stderr
+    assert "mnist: 2 of 25 declared runs of reference v1" in ok.stdout and "one release: commit c9cbcae9e133" in ok.stdout
+    incomplete = invoke_cli("release", "--out", str(out), "--protocol", str(PROTOCOL_PATH), "--complete")
+    assert incomplete.returncode == 1
+    _edit(out, "vae", lambda r: r.git.update(dirty=True))
+    dirty = invoke_cli("release", "--out", str(out), "--protocol", str(PROTOCOL_PATH), "--dataset", "mnist")
+    assert dirty.returncode == 1 and "differ: tree: clean (gvae seed 0) | dirty (vae seed 0)" in dirty.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--dataset", "cifar10"), "cifar10 is not a dataset of protocol reference v1 (it declares mnist, fashion_mnist)"),
+    (("--protocol", "nowhere.toml"), "protocol file not found: nowhere.toml"),
+])
+def test_the_release_command_refuses_bad_input_in_one_line(tmp_path, args, message):
+    result = invoke_cli("release", "--out", str(tmp_path), *(("--protocol", str(PROTOCOL_PATH)) if "--protocol" not in args
+                                                               else ()), *args)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_committed_confirmatory_family_lists_the_audit_of_its_own_runs(protocol):
+    text = (REPO / "results" / "reference" / "confirmatory.md").read_text()
+    for audit in audit_release(REPO / "results" / "reference", protocol):
+        for line in audit.lines():
+            assert line.strip() in text, line
