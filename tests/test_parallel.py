@@ -7,7 +7,9 @@ import pytest
 
 from gvae_bench.errors import UserError
 from gvae_bench.execution.executors import ExecutorOptions
-from gvae_bench.execution.parallel import SweepProgress, split_threads
+from gvae_bench.execution.parallel import SweepProgress, recorded_rate, split_threads
+from gvae_bench.execution.records import RunRecord, RunStatus, run_folder, write_record
+from gvae_bench.execution.runs import RunSpec
 from gvae_bench.sweep import run_sweep
 
 
@@ -31,6 +33,39 @@ def test_the_time_left_places_the_remaining_steps_on_the_workers():
     assert progress.seconds_left() == pytest.approx(150.0)
     progress.finish("a")
     assert "1 done, 1 running, 2 waiting" in progress.line()
+
+
+def test_a_run_not_yet_measured_goes_by_its_recorded_rate_before_the_mean():
+    # d's configuration ran before at 0.1 s a step: 10 s, not the 75 s the mean rate would give
+    progress = SweepProgress([("a", "m1", 100), ("b", "m2", 200), ("c", "m1", 100, 3.0), ("d", "m3", 100, 0.1)],
+                             workers=2)
+    progress.step("a", 0, 0.0)
+    progress.step("a", 50, 50.0)
+    progress.step("b", 0, 0.0)
+    progress.step("b", 100, 50.0)
+    # c goes by m1's rate measured in this sweep (1 s), not its record's 3 s: free at 150 s and 60 s
+    assert progress.seconds_left() == pytest.approx(150.0)
+    unmeasured = SweepProgress([("e", "m4", 100, 0.2)], workers=1)
+    unmeasured.step("e", 40, 0.0)  # started, no rate yet: 60 steps at the recorded 0.2 s
+    assert unmeasured.seconds_left() == pytest.approx(12.0)
+
+
+def test_the_recorded_rate_is_that_of_finished_runs_from_step_0_at_the_same_threads(tmp_path):
+    spec = RunSpec("vae", "mnist", "tuned", 3, tmp_path / "data", tmp_path)
+
+    def record(seed, seconds, threads=1, resumed=0, status=RunStatus.FINISHED):
+        run = RunRecord(status, "vae", "mnist", "tuned", seed, "abc", steps_done=1000, resumed_from_step=resumed,
+                        train_seconds=seconds, environment={"torch_threads": threads})
+        write_record(run_folder(tmp_path, "mnist", "vae", "tuned", "abc", seed), run)
+
+    assert recorded_rate(spec, "abc", 1) is None
+    record(0, 100.0)
+    record(1, 300.0)
+    record(2, 9000.0, threads=2)  # another thread count
+    record(4, 9000.0, resumed=500)  # its seconds are the last attempt's only
+    record(5, 9000.0, status=RunStatus.FAILED)
+    assert recorded_rate(spec, "abc", 1) == pytest.approx(0.2)
+    assert recorded_rate(spec, "other", 1) is None
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ the same thread count (CPU sums depend on the thread count, not on what else run
 
 Each child reports its training steps through a queue; ``SweepProgress`` turns them into one line
 for the whole sweep: runs done, running and left, and the time left, estimated by placing the
-remaining steps of every run on the workers at the seconds per step measured so far.
+remaining steps of every run on the workers at the seconds per step measured so far (a run not yet
+measured: its model's rate in this sweep, else its configuration's recorded rate in the results
+folder, made at the same torch threads, else the mean measured rate).
 
 Ctrl-C reaches every process of the terminal's group: each child stops its run (the training loop
 saves a checkpoint first) and the executor cancels the runs not yet started. A SIGTERM sent to this
@@ -30,7 +32,8 @@ from types import FrameType, TracebackType
 from typing import Any, Callable, Iterable, Iterator
 
 from gvae_bench.errors import UserError
-from gvae_bench.execution.records import Outcome, RunRecord
+from gvae_bench.execution.records import (RECORD_FILE, Outcome, RecordError, RunRecord, RunStatus, read_record,
+                                          run_folder)
 from gvae_bench.execution.runs import RunSpec
 from gvae_bench.execution.training import duration_text
 
@@ -68,13 +71,34 @@ class _RunProgress:
     first_step: int | None = None
     started: float | None = None
     seconds_per_step: float | None = None
+    recorded_rate: float | None = None  # seconds per step of an earlier finished run of this configuration
+
+
+def recorded_rate(spec: RunSpec, config_hash: str, threads: int) -> float | None:
+    """Seconds per training step of the finished runs of ``spec``'s configuration (any seed) in its
+    results folder that trained from step 0 at ``threads`` torch threads; None when there are none."""
+    config = run_folder(spec.out, spec.benchmark, spec.model, spec.profile, config_hash, spec.seed).parent
+    rates = []
+    for path in sorted(config.glob(f"seed*/{RECORD_FILE}")):
+        try:
+            record = read_record(path.parent)
+        except (OSError, RecordError):
+            continue
+        if (record is None or record.status != RunStatus.FINISHED or record.resumed_from_step
+                or (record.environment or {}).get("torch_threads") != threads
+                or not record.train_seconds or not record.steps_done):
+            continue
+        rates.append(record.train_seconds / record.steps_done)
+    return sum(rates) / len(rates) if rates else None
 
 
 class SweepProgress:
     """Where a parallel sweep stands: runs done, running and left, and an estimate of its time left."""
 
-    def __init__(self, entries: list[tuple[str, str, int]], workers: int) -> None:
-        self.runs = {label: _RunProgress(label, model, steps) for label, model, steps in entries}
+    def __init__(self, entries: list[tuple[Any, ...]], workers: int) -> None:
+        """``entries``: ``(label, model, steps)`` or ``(label, model, steps, recorded seconds per step)``."""
+        self.runs = {entry[0]: _RunProgress(entry[0], entry[1], entry[2], recorded_rate=(entry[3:] or (None,))[0])
+                     for entry in entries}
         self.workers = workers
         self.done: set[str] = set()
 
@@ -98,25 +122,32 @@ class SweepProgress:
     def waiting(self) -> list[_RunProgress]:
         return [r for r in self.runs.values() if r.started is None and r.label not in self.done]
 
-    def _rate(self, model: str) -> float | None:
+    def _rate(self, run: _RunProgress) -> float | None:
+        if run.seconds_per_step is not None:
+            return run.seconds_per_step
         rates = [r.seconds_per_step for r in self.runs.values() if r.seconds_per_step is not None]
-        same = [r.seconds_per_step for r in self.runs.values() if r.model == model and r.seconds_per_step is not None]
-        return (sum(same) / len(same)) if same else ((sum(rates) / len(rates)) if rates else None)
+        same = [r.seconds_per_step for r in self.runs.values() if r.model == run.model and r.seconds_per_step is not None]
+        if same:
+            return sum(same) / len(same)
+        if run.recorded_rate is not None:
+            return run.recorded_rate
+        return (sum(rates) / len(rates)) if rates else None
 
     def seconds_left(self) -> float:
         """The sweep's time left: each running run's remaining steps at its measured rate, then the
         waiting runs placed in order on the first worker to come free (at their model's measured
-        seconds per step, else the mean of all measured); NaN before any rate is measured."""
+        seconds per step, else their configuration's recorded rate, else the mean of all measured);
+        NaN while a run has no rate to go by."""
         free = []
         for run in self.running:
-            rate = run.seconds_per_step or self._rate(run.model)
+            rate = self._rate(run)
             if rate is None:
                 return float("nan")
             free.append(rate * max(0, run.total_steps - run.step))
         free += [0.0] * max(0, self.workers - len(free))
         free.sort()
         for run in self.waiting:
-            rate = self._rate(run.model)
+            rate = self._rate(run)
             if rate is None:
                 return float("nan")
             free[0] += rate * run.total_steps
@@ -240,8 +271,9 @@ class ParallelLocalExecutor:
         specs = [dataclasses.replace(spec, out=Path(spec.out).absolute(), data_root=Path(spec.data_root).absolute())
                  for spec in specs]
         labels = [f"{spec.model} seed {spec.seed} ({index})" for index, spec in enumerate(specs)]
-        self.progress = SweepProgress([(label, spec.model, resolve(spec).train.steps)
-                                       for label, spec in zip(labels, specs)], self.workers)
+        resolved = [resolve(spec) for spec in specs]
+        self.progress = SweepProgress([(label, spec.model, run.train.steps, recorded_rate(spec, run.config_hash, self.threads))
+                                       for label, spec, run in zip(labels, specs, resolved)], self.workers)
         return self._results(list(zip(labels, specs)))
 
     def _start(self, label: str, spec: RunSpec) -> None:
