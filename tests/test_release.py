@@ -63,6 +63,9 @@ def test_the_audit_counts_the_declared_runs_and_lists_the_missing_ones(tmp_path,
     assert len(audit.missing) == 23 and audit.consistent and not audit.complete
     assert audit.lines()[0] == "mnist: 2 of 25 declared runs of reference v1"
     assert "  missing: vae seed 1 2 3 4; gvae seed 1 2 3 4; wgan_gp seed 0 1 2 3 4;" in audit.lines()[1]
+    seconds, unknown = audit.training_left()  # four more of each found model at its recorded time
+    assert seconds == pytest.approx(4 * audit.found[("gvae", 0)].train_seconds + 4 * audit.found[("vae", 0)].train_seconds)
+    assert unknown == ["wgan_gp", "vae_gan", "alpha_gan"]
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -105,6 +108,7 @@ def test_the_release_command_prints_the_audit_and_exits_1_when_the_runs_disagree
     ok = invoke_cli("release", "--out", str(out), "--protocol", str(PROTOCOL_PATH), "--dataset", "mnist")
     assert ok.returncode == 0, ok.stderr
     assert "mnist: 2 of 25 declared runs of reference v1" in ok.stdout and "one release: commit c9cbcae9e133" in ok.stdout
+    assert "training left: about " in ok.stdout and "(and wgan_gp, vae_gan, alpha_gan: no run yet to go by)" in ok.stdout
     incomplete = invoke_cli("release", "--out", str(out), "--protocol", str(PROTOCOL_PATH), "--complete")
     assert incomplete.returncode == 1
     _edit(out, "vae", lambda r: r.git.update(dirty=True))

@@ -104,6 +104,7 @@ def release_command(out: Path, protocol_path: Path | None, datasets: tuple[str, 
     missing, and whether they share one commit, a clean tree, one environment and one classifier.
     Exit 1 when they do not (with --complete, also while runs are missing)."""
     from gvae_bench.results.protocol import PROTOCOL_FILE, read_protocol
+    from gvae_bench.execution.training import duration_text
     from gvae_bench.results.release import audit_release
 
     path = protocol_path or out / PROTOCOL_FILE
@@ -117,6 +118,12 @@ def release_command(out: Path, protocol_path: Path | None, datasets: tuple[str, 
     for audit in audits:
         for line in audit.lines():
             click.echo(line)
+        seconds, unknown = audit.training_left()
+        if audit.missing and seconds:
+            click.echo(f"  training left: about {duration_text(seconds)} of runs one after another, at each model's "
+                       "mean train_seconds here" + (f" (and {', '.join(unknown)}: no run yet to go by)" if unknown else ""))
+        elif audit.missing:
+            click.echo("  training left: no run of this dataset yet to go by")
     failed = any(not a.consistent or (complete and not a.complete) for a in audits)
     if failed:
         raise SystemExit(1)

@@ -121,6 +121,20 @@ class ReleaseAudit:
     def complete(self) -> bool:
         return not self.missing
 
+    def training_left(self) -> tuple[float, list[str]]:
+        """The missing runs' training time, each at the mean ``train_seconds`` of its model's found
+        runs that trained from step 0 (one run's time, as the release ran it), and the models
+        with no such run to go by."""
+        seconds, unknown = 0.0, []
+        for model, _ in self.missing:
+            times = [r.train_seconds for (m, _), r in self.found.items()
+                     if m == model and r.train_seconds and not r.resumed_from_step]
+            if times:
+                seconds += sum(times) / len(times)
+            elif model not in unknown:
+                unknown.append(model)
+        return seconds, unknown
+
     def lines(self) -> list[str]:
         """What a person reads: the count, the missing runs by model, then agreement or each disagreement."""
         head = f"{self.dataset}: {len(self.found)} of {len(self.declared)} declared runs of {self.protocol}"
