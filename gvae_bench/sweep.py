@@ -203,9 +203,11 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
                 benchmark_overrides=overrides["benchmark"], train_overrides=overrides["train"],
                 eval_overrides=overrides["eval"], log=log)
         for m in models for size in (sizes or (None,)) for s in seed_values)
-    # each model's config hash at the profile's own settings, resolved once: every record names it, so the
-    # tables tell a run with overrides from one without resolving again (``RunRecord.profile_config_hash``)
-    profile_hashes = {m: _profile_hash(RunSpec(m, benchmark, profile, seed_values[0], root, Path(out), device))
+    # each model's config hash at the profile's own settings (a tuned profile's: with the tuned fields), resolved
+    # once: every record names it, so the tables tell a run with overrides from one without resolving again
+    # (``RunRecord.profile_config_hash``)
+    profile_hashes = {m: _profile_hash(RunSpec(m, benchmark, profile, seed_values[0], root, Path(out), device,
+                                               model_overrides=tuned.get(m, ((), ()))[0]))
                       for m in models}
     specs = tuple(replace(spec, profile_config_hash=profile_hashes[spec.model]) for spec in specs)
     runs = tuple(resolve(spec) for spec in specs)  # every config built and checked (field types, values) before any run
@@ -217,8 +219,9 @@ def plan_sweep(models: Sequence[str], benchmark: str, *, profile: str = "quick",
 
 
 def _profile_hash(spec: RunSpec) -> str | None:
-    """The config hash ``spec`` (no overrides) resolves to; None when the profile alone does not make a
-    valid config for the model (then no run of it counts as at the profile's settings)."""
+    """The config hash ``spec`` (no overrides but a tuned profile's fields) resolves to; None when the
+    profile alone does not make a valid config for the model (then no run of it counts as at the
+    profile's settings)."""
     try:
         return resolve(spec).config_hash
     except UserError:

@@ -131,3 +131,13 @@ def test_the_committed_confirmatory_family_lists_the_audit_of_its_own_runs(proto
     for audit in audit_release(REPO / "results" / "reference", protocol):
         for line in audit.lines():
             assert line.strip() in text, line
+
+
+def test_two_configurations_of_one_model_are_a_disagreement_not_a_release(tmp_path, protocol):
+    out = _release_copy(tmp_path)
+    record = read_record(next((out / "runs" / "mnist" / "gvae").glob("*/seed0")))
+    record.seed, record.config_hash = 1, "0123456789"
+    write_record(record_folder(out, record), record)
+    audit = audit_release(out, protocol, ["mnist"])[0]
+    assert not audit.consistent and ("gvae", 0) not in audit.found
+    assert audit.disagreements[0].startswith("gvae: several configurations under profile tuned (0123456789, ")

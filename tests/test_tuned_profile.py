@@ -58,6 +58,10 @@ def test_a_tuned_run_trains_with_the_best_fields_and_names_its_trial(studies, tu
         assert resolve(spec).run_dir.parent.name.startswith("tuned_smoke-")
     record, _ = execute_run(plan.specs[0])
     assert record.status == RunStatus.FINISHED and record.metrics["mmd"]["value"] is not None
+    assert record.profile_config_hash == record.config_hash  # the tuned fields are the tuned profile's own settings
+    swept = plan_sweep(["vae"], "ring8", profile="tuned_smoke", out=tmp_path, tuned_from=studies, data_root=data_root,
+                       device="cpu", latent_sizes=[3])
+    assert swept.specs[0].profile_config_hash == record.config_hash != resolve(swept.specs[0]).config_hash
     assert record.data["n_train"] == resolve(plan.specs[0]).benchmark.load().train.shape[0]  # the whole split
     assert record.tuning["study"] == "ring8-vae-smoke" and record.tuning["trial"] == best["vae"]["smoke"]["trial"]
     assert record.tuning["value"] == best["vae"]["smoke"]["value"] and len(record.tuning["best_configs_sha256"]) == 64

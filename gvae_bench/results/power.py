@@ -38,7 +38,8 @@ from gvae_bench.atomic import atomic_write_text
 from gvae_bench.results.comparisons import _cell, commit_of
 from gvae_bench.errors import UserError
 from gvae_bench.results.protocol import Protocol
-from gvae_bench.execution.records import RunRecord, RunStatus, now
+from gvae_bench.results.release import profile_runs
+from gvae_bench.execution.records import RunRecord, now
 
 MAX_SEEDS_FOR_POWER = 10_000
 FALLBACK_PILOT_PROFILE = "quick"
@@ -100,15 +101,6 @@ def seeds_for_paired_power(sd_difference: float, smallest_difference: float, alp
     return max(2, math.ceil(nobs - 1e-9)), ""
 
 
-def _pilot_runs(records: list[RunRecord], model: str, profile: str) -> list[RunRecord]:
-    from gvae_bench.results.collect import at_profile_settings
-
-    runs = [r for r in records if r.model == model and r.profile == profile and r.status == RunStatus.FINISHED]
-    if len({r.config_hash for r in runs}) > 1:
-        runs = [r for r in runs if at_profile_settings(r)]
-    return runs if len({r.config_hash for r in runs}) == 1 else []
-
-
 def upper_sd(sd: float, n: int, confidence: float = UPPER_SD_CONFIDENCE) -> float:
     """One-sided upper confidence limit of a normal standard deviation from n values:
     s √((n - 1) / χ²_{1-confidence, n-1})."""
@@ -122,7 +114,7 @@ def power_frame(records_by_dataset: dict[str, list[RunRecord]], protocol: Protoc
     for dataset in protocol.datasets:
         records = records_by_dataset.get(dataset, [])
         for profile in (protocol.profile, FALLBACK_PILOT_PROFILE):
-            runs = {model: _pilot_runs(records, model, profile) for model in protocol.models}
+            runs = {model: profile_runs(records, model, profile)[0] for model in protocol.models}
             if sum(bool(r) for r in runs.values()) >= 2:
                 break
         for primary in sorted(protocol.primary, key=lambda p: p.metric):

@@ -35,23 +35,32 @@ from gvae_bench.results.protocol import Protocol
 
 #: a declared run: (model, seed)
 RunKey = tuple[str, int]
+#: why ``declared_runs`` takes no run of a model whose declared runs disagree on their configuration
+SEVERAL_CONFIGURATIONS = "several configurations"
+
+
+def profile_runs(records: list[RunRecord], model: str, profile: str, seeds: tuple[int, ...] | None = None
+                 ) -> tuple[list[RunRecord], str]:
+    """The finished runs of ``model`` under ``profile`` (at ``seeds`` when given) that share one
+    configuration: all of them when they do, else those at the profile's own settings (a tuned
+    profile's: with its tuned fields) when they do. [] and why when there are none."""
+    runs = [r for r in records if r.model == model and r.profile == profile
+            and r.status == RunStatus.FINISHED and (seeds is None or r.seed in seeds)]
+    hashes = {r.config_hash for r in runs}
+    if len(hashes) > 1:
+        runs = [r for r in runs if at_profile_settings(r)]
+    if len({r.config_hash for r in runs}) > 1 or (len(hashes) > 1 and not runs):
+        return [], (f"{model}: {SEVERAL_CONFIGURATIONS} under profile {profile} ({', '.join(sorted(hashes))}), "
+                    f"{'several' if runs else 'none'} at the profile's own settings")
+    if not runs:
+        return [], f"{model}: no finished run under profile {profile}" + (" at the declared seeds" if seeds else "")
+    return runs, ""
 
 
 def declared_runs(records: list[RunRecord], protocol: Protocol, model: str) -> tuple[list[RunRecord], str]:
     """The runs of ``model`` a protocol declares, the ones its confirmatory tests and aggregate take:
-    finished, under the declared profile, at a declared seed, one configuration (when there are
-    several, those at the profile's own settings). [] and why when there are none."""
-    runs = [r for r in records if r.model == model and r.profile == protocol.profile
-            and r.status == RunStatus.FINISHED and r.seed in protocol.seeds]
-    hashes = {r.config_hash for r in runs}
-    if len(hashes) > 1:
-        runs = [r for r in runs if at_profile_settings(r)]
-        hashes = {r.config_hash for r in runs}
-    if len(hashes) > 1:
-        return [], f"{model}: several configurations under profile {protocol.profile} ({', '.join(sorted(hashes))})"
-    if not runs:
-        return [], f"{model}: no finished run under profile {protocol.profile} at the declared seeds"
-    return runs, ""
+    ``profile_runs`` at the declared profile and seeds."""
+    return profile_runs(records, model, protocol.profile, protocol.seeds)
 
 
 def _commit(record: RunRecord) -> str:
@@ -76,7 +85,7 @@ def _versions(record: RunRecord) -> str:
 
 
 def _classifiers(record: RunRecord) -> str:
-    """The classifiers that embedded this run's feature-space values, or 'no classifier'."""
+    """The classifiers that embedded this run's feature-space values, or 'none'."""
     found = sorted({classifier_of(result.get("details") or {}).removeprefix("classifier ")
                     for result in record.metrics.values() if result.get("value") is not None} - {""})
     return " + ".join(found) or "none"
@@ -168,7 +177,7 @@ def audit_records(records: list[RunRecord], dataset: str, protocol: Protocol) ->
     disagreements: list[str] = []
     for model in protocol.models:
         runs, why = declared_runs(mine, protocol, model)  # the runs the confirmatory family takes
-        if why and "several configurations" in why:
+        if SEVERAL_CONFIGURATIONS in why:
             disagreements.append(why)
         for record in runs:
             found.setdefault((record.model, record.seed), record)
