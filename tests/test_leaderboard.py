@@ -79,6 +79,26 @@ def test_table5_appears_when_a_model_ran_at_several_latent_sizes(tmp_path):
     assert "GVAE, latent 1000 (Sagar, Table 5) (published) | 0.068" in text
 
 
+
+def test_a_table_whose_records_left_the_folder_is_removed_at_the_next_build(tmp_path):
+    """Moving a latent sweep's runs out of a folder takes its Table 5 with them, not a stale file."""
+    import shutil
+
+    for latent, value in ((100, 0.3), (1000, 0.1)):
+        for seed in (0, 1):
+            record = _record("gvae", seed, mmd=value + seed * 0.01, chash=f"h{latent}")
+            record["config"] = {"model_config": {"latent_dim": latent}}
+            write_record(tmp_path / "runs" / "mnist" / "gvae" / f"h{latent}" / f"seed{seed}", record)
+    board = tmp_path / "leaderboards" / "mnist"
+    write_leaderboards(tmp_path, "mnist")
+    assert (board / "table5.csv").is_file()
+    (board / "notes.txt").write_text("not a table")
+    shutil.rmtree(tmp_path / "runs" / "mnist" / "gvae" / "h100")
+    paths = write_leaderboards(tmp_path, "mnist")
+    assert sorted(p.name for p in board.iterdir()) == sorted([p.name for p in paths] + ["notes.txt"])
+    assert not (board / "table5.csv").exists() and not (board / "table5.md").exists()
+    assert "| gvae |" in (board / "table4.md").read_text()
+
 def test_missing_values_say_why(tmp_path):
     """A metric a finished run never evaluated reads "not evaluated"; one that does not apply "n/a";
     a group without a finished seed shows no value; a metric shared by two tables is in both."""

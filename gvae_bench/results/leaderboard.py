@@ -267,6 +267,7 @@ def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str =
         atomic_write_text(csv_path, result.comparisons.to_csv(index=False))
         atomic_write_text(md_path, result.comparisons_markdown)
         written += [csv_path, md_path]
+    _remove_stale(folder, written)
     if isinstance(protocol, Protocol):
         from gvae_bench.results.aggregate import write_aggregate
 
@@ -277,3 +278,14 @@ def build_leaderboard(out: Path, dataset: str, protocol: Protocol | None | str =
     if readings:
         written.append(readings)
     return result
+
+
+def _remove_stale(folder: Path, written: list[Path]) -> None:
+    """Delete the tables of ``folder`` that this build did not write (a table whose records left the
+    folder, such as a latent sweep moved elsewhere), so the folder holds only what its records give."""
+    kept = {Path(p).resolve() for p in written}
+    for path in sorted(folder.glob("*")):
+        if path.suffix in (".csv", ".md") and path.is_file() and path.resolve() not in kept:
+            log.info("removed %s: no record of the folder gives this table any more", path)
+            path.unlink()
+
