@@ -7,7 +7,7 @@ import pytest
 
 from gvae_bench.errors import UserError
 from gvae_bench.execution.executors import ExecutorOptions
-from gvae_bench.execution.parallel import SweepProgress, recorded_rate, split_threads
+from gvae_bench.execution.parallel import SweepProgress, finished_before, recorded_rate, split_threads
 from gvae_bench.execution.records import RunRecord, RunStatus, run_folder, write_record
 from gvae_bench.execution.runs import RunSpec
 from gvae_bench.sweep import run_sweep
@@ -66,6 +66,21 @@ def test_the_recorded_rate_is_that_of_finished_runs_from_step_0_at_the_same_thre
     record(5, 9000.0, status=RunStatus.FAILED)
     assert recorded_rate(spec, "abc", 1) == pytest.approx(0.2)
     assert recorded_rate(spec, "other", 1) is None
+
+
+def test_a_resumed_sweep_counts_its_finished_runs_done_not_waiting(tmp_path):
+    spec = RunSpec("vae", "mnist", "tuned", 0, tmp_path / "data", tmp_path)
+    assert not finished_before(spec, "abc")
+    folder = run_folder(tmp_path, "mnist", "vae", "tuned", "abc", 0)
+    write_record(folder, RunRecord(RunStatus.RUNNING, "vae", "mnist", "tuned", 0, "abc"))
+    assert not finished_before(spec, "abc")  # cut short: its training is still to do
+    write_record(folder, RunRecord(RunStatus.FINISHED, "vae", "mnist", "tuned", 0, "abc", steps_done=100))
+    assert finished_before(spec, "abc") and not finished_before(spec, "other")
+    progress = SweepProgress([("a", "vae", 100), ("b", "vae", 100)], workers=1)
+    progress.finish("a")
+    progress.step("b", 0, 0.0)
+    progress.step("b", 50, 10.0)
+    assert "1 done, 1 running, 0 waiting" in progress.line() and progress.seconds_left() == pytest.approx(10.0)
 
 
 @pytest.mark.slow

@@ -92,6 +92,16 @@ def recorded_rate(spec: RunSpec, config_hash: str, threads: int) -> float | None
     return sum(rates) / len(rates) if rates else None
 
 
+def finished_before(spec: RunSpec, config_hash: str) -> bool:
+    """Whether ``spec``'s run folder already holds a finished record: the sweep skips its training
+    (scoring at most a metric registered since), so its steps are no work left."""
+    try:
+        record = read_record(run_folder(spec.out, spec.benchmark, spec.model, spec.profile, config_hash, spec.seed))
+    except (OSError, RecordError):
+        return False
+    return record is not None and record.status == RunStatus.FINISHED
+
+
 class SweepProgress:
     """Where a parallel sweep stands: runs done, running and left, and an estimate of its time left."""
 
@@ -274,6 +284,9 @@ class ParallelLocalExecutor:
         resolved = [resolve(spec) for spec in specs]
         self.progress = SweepProgress([(label, spec.model, run.train.steps, recorded_rate(spec, run.config_hash, self.threads))
                                        for label, spec, run in zip(labels, specs, resolved)], self.workers)
+        for label, spec, run in zip(labels, specs, resolved):
+            if finished_before(spec, run.config_hash):  # a resumed sweep: counted done, not waiting
+                self.progress.finish(label)
         return self._results(list(zip(labels, specs)))
 
     def _start(self, label: str, spec: RunSpec) -> None:
