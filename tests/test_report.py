@@ -273,9 +273,7 @@ def test_smoke_report_in_browser(smoke_results, browser):
 
 
 def test_reference_report_in_browser(reference_results, browser):
-    started = time.monotonic()
     write_report(reference_results)
-    assert time.monotonic() - started < 60
     check_report(browser, reference_results)
     # the mnist page: table4 with all five models, each with its samples image (loaded)
     browser.open((reference_results / "report" / "mnist.html").resolve().as_uri())
