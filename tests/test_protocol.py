@@ -119,6 +119,27 @@ def test_a_missing_test_counts_as_p_one_and_never_lowers_the_others(tmp_path):
     assert made.p_holm.iloc[0] == pytest.approx(min(1.0, 6 * made.p_value.iloc[0]), rel=1e-12)
 
 
+def test_holm_values_made_while_tests_are_missing_are_upper_bounds(tmp_path):
+    """A dataset whose release is not in yet counts p = 1 in the Holm step, so the other dataset's adjusted
+    p-values can only fall when its tests arrive: a separation stands, "not separated" may still turn."""
+    rng = np.random.default_rng(11)
+    for m, model in enumerate("abc"):
+        for seed in range(5):
+            _write(tmp_path, "mnist", model, seed, 0.02 + 0.0015 * m + 0.001 * rng.standard_normal())
+    _protocol_file(tmp_path)
+    write_leaderboards(tmp_path, "mnist")
+    before = _csv(tmp_path / "confirmatory.csv").query("dataset == 'mnist'").set_index(["model_a", "model_b"])
+    for m, model in enumerate("abc"):
+        for seed in range(5):  # fashion_mnist's tests arrive, with p-values below some of mnist's
+            _write(tmp_path, "fashion_mnist", model, seed, 0.02 + 0.004 * m + 0.0005 * rng.standard_normal())
+    write_leaderboards(tmp_path, "fashion_mnist")
+    family = _csv(tmp_path / "confirmatory.csv")
+    after = family.query("dataset == 'mnist'").set_index(["model_a", "model_b"])
+    assert (family.query("dataset == 'fashion_mnist'").p_value < before.p_value.max()).any()
+    assert (after.p_value == before.p_value).all()
+    assert (after.p_holm <= before.p_holm + 1e-15).all() and (after.p_holm < before.p_holm).any()
+
+
 def test_runs_scored_by_different_classifiers_are_neither_pooled_nor_compared(tmp_path, caplog):
     for seed in range(3):
         _write(tmp_path, "mnist", "a", seed, 0.01 + 0.001 * seed, classifier="k1")
