@@ -18,7 +18,11 @@ the render of its template. A template names what it quotes by what it is, never
 - ``reproduce(run_dir)``: a ``reproduce.json``'s fractions of the seed spread, by metric;
 - ``curve(run_dir, metric)``: a ``curve_<metric>.csv`` as a list of values;
 - ``pairs(dataset, table, profile)``: all comparisons rows of one table and profile;
+- ``check(condition, claim)``: renders nothing when ``condition`` holds and stops the render with
+  ``claim`` when it does not, for prose that states an order or a bound the numbers must keep;
 - filters ``g(x, digits=3)`` (significant digits), ``f(x, decimals=2)`` and ``p(x)`` (a p-value).
+The macros ``ci`` (mean [interval]), ``diff`` (a pair's difference [interval]) and ``sd`` (mean ± std)
+are shared by every template: ``{% from "readings_macros.j2" import ci, diff, sd %}``.
 A missing row is an error naming it (StrictUndefined), not an empty string.
 """
 
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATE = "README.md.j2"
 RENDERED = "README.md"
+MACROS = Path(__file__).with_name("readings_macros.j2")  # ci, diff, sd: {% from "readings_macros.j2" import ci %}
 
 
 def g(x: Any, digits: int = 3) -> str:
@@ -147,17 +152,25 @@ class Tables:
         return [float(row["value"]) for row in csv.DictReader(lines)]
 
 
+def check(condition: Any, claim: str) -> str:
+    """Nothing when ``condition`` holds; a reading whose tables no longer bear ``claim`` out is an error."""
+    if not condition:
+        raise UserError(f"a reading claims {claim!r}, which its tables no longer bear out")
+    return ""
+
+
 def render(out: Path, template: Path | None = None) -> str:
     """The template (default ``<out>/README.md.j2``) rendered over ``out``'s committed tables."""
     out = Path(out)
     template = Path(template) if template else out / TEMPLATE
-    env = Environment(loader=FileSystemLoader(template.parent), undefined=StrictUndefined, keep_trailing_newline=True,
+    env = Environment(loader=FileSystemLoader([template.parent, MACROS.parent]), undefined=StrictUndefined,
+                      keep_trailing_newline=True,
                       autoescape=False)
     env.filters.update(g=g, f=f, p=p)
     tables = Tables(out)
     env.globals.update({name: getattr(tables, name) for name in (
         "cell", "reference", "bold", "pair", "pairs", "confirmatory", "aggregate", "improvement", "reproduce", "curve")})
-    env.globals.update(abs=abs, min=min, max=max, zip=zip, len=len)
+    env.globals.update(abs=abs, min=min, max=max, zip=zip, len=len, check=check)
     try:
         return env.get_template(template.name).render()
     except TemplateError as exc:
