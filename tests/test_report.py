@@ -300,6 +300,18 @@ def test_a_metric_whose_best_is_a_target_has_no_direction_arrow(reference_result
     assert re.search(r">vendi ↑</th>", page)  # a ranked metric keeps its arrow
 
 
+def test_every_leaderboard_has_a_title_not_its_file_name(reference_results):
+    """Each table section of a page is headed by what the table is (``Table 7's bounds run by run…``),
+    not by the stem of its CSV (``table7_bounds``)."""
+    write_report(reference_results)
+    page = (reference_results / "report" / "mnist.html").read_text(encoding="utf-8")
+    headings = dict(re.findall(r'<section class="table" id="([^"]+)">\s*<h2>([^<]*)</h2>', page))
+    tables = sorted(p.stem for p in (reference_results / "leaderboards" / "mnist").glob("table*.csv"))
+    assert "table7_bounds" in tables
+    assert sorted(headings) == tables, headings
+    assert all(title != name and not title.startswith("table") for name, title in headings.items()), headings
+
+
 def test_report_without_leaderboards(tmp_path):
     """Records without leaderboards still make a page that says what to run."""
     for sub in ("runs",):
