@@ -133,9 +133,12 @@ def test_two_workers_give_the_table_of_one_worker_and_overlap_in_time(tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_sigterm_to_the_runner_alone_stops_its_children_after_they_save(tmp_path, data_root):
-    """SIGTERM to the parent process only (a scheduler's stop): the children get SIGINT, save a
-    checkpoint at their next step boundary and stop; nothing is left running; the rerun resumes."""
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT",), ("SIGINT", "SIGTERM")])
+def test_a_signal_to_the_runner_alone_stops_its_children_after_they_save(tmp_path, data_root, signals):
+    """SIGTERM or SIGINT to the parent process only (a scheduler's stop, ``kill`` of a sweep started
+    with ``nohup … &``: no terminal, so the children get no Ctrl-C of their own), and a second signal
+    while they stop: the children get one SIGINT, save a checkpoint at their next step boundary and
+    stop; the runner exits 130 at once, nothing is left running."""
     import os
     import signal
     import subprocess
@@ -150,16 +153,20 @@ def test_sigterm_to_the_runner_alone_stops_its_children_after_they_save(tmp_path
             "--seeds", "0,1", "--workers", "2", "--set", "train.steps=200000", "--set", "train.checkpoint_every=100000",
             "--out", str(tmp_path)]
     env = {**os.environ, "GVAE_BENCH_OFFLINE": "1", "GVAE_BENCH_DATA": str(data_root)}
-    runner = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    runner = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while len(list(tmp_path.glob("runs/ring8/vae/*/seed*/record.json"))) < 2:  # both runs have started
             assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
             time.sleep(0.5)
         time.sleep(8)  # and are in their training loops
-        runner.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        for name in signals:
+            runner.send_signal(getattr(signal, name))
+            time.sleep(1)
         out, err = runner.communicate(timeout=120)
+        assert time.monotonic() - stopped_at < 60, "the children were not told: the runner waited them out"
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)

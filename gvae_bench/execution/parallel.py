@@ -13,8 +13,9 @@ measured: its model's rate in this sweep, else its configuration's recorded rate
 folder, made at the same torch threads, else the mean measured rate).
 
 Ctrl-C reaches every process of the terminal's group: each child stops its run (the training loop
-saves a checkpoint first) and the executor cancels the runs not yet started. A SIGTERM sent to this
-process alone is passed on to the children as SIGINT.
+saves a checkpoint first) and the executor cancels the runs not yet started. A SIGINT or SIGTERM sent
+to this process alone (``kill``, a scheduler, a sweep started with ``nohup … &``) is passed on to the
+children as SIGINT, once; a further signal while the children are stopping does not cut that short.
 """
 
 from __future__ import annotations
@@ -218,6 +219,18 @@ def _child_main(spec: RunSpec, label: str, threads: int, plugins: tuple[str, ...
     messages.put(("result", label, *outcome))
 
 
+def ctrl_c_reached_the_group() -> bool:
+    """Whether a SIGINT here is the terminal's Ctrl-C, which reaches the children too: this process's
+    group is the foreground group of the terminal on its standard input. False without a terminal
+    (``nohup … &``, a scheduler, a test harness), where a SIGINT came from ``kill`` to this process."""
+    import sys
+
+    try:
+        return sys.stdin is not None and sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
 def _exit_reason(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else str(-exitcode)
@@ -241,6 +254,7 @@ class ParallelLocalExecutor:
         self._outcomes: dict[str, tuple[str, Any]] = {}
         self._messages: Any = None
         self._terminated = False
+        self._passed_on = False
         self._old_term: Any = None
 
     def __enter__(self) -> "ParallelLocalExecutor":
@@ -249,31 +263,54 @@ class ParallelLocalExecutor:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        self.close(cause=exc_type)
         signal.signal(signal.SIGTERM, self._old_term)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._terminated = True
         raise KeyboardInterrupt
 
-    def close(self) -> None:
-        """Let the running children leave: after a SIGTERM to this process alone, pass it on as SIGINT
-        (each child saves at its next step boundary and stops, as on Ctrl-C, which reaches them
-        itself); a child still there after ``STOP_GRACE_SECONDS`` is ended."""
-        if self._terminated:
-            for process, _ in self._running.values():
-                if process.is_alive():
-                    os.kill(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for label, (process, _) in list(self._running.items()):
-            while process.is_alive() and time.monotonic() < deadline:
-                self._drain(timeout=0.2)  # a child leaves only once what it queued is read
-                process.join(timeout=0.1)
+    def _pass_on(self) -> None:
+        """Send SIGINT to each child still alive, once: each saves at its next step boundary and stops (a
+        second SIGINT would make a child stop at once, without saving)."""
+        if self._passed_on:
+            return
+        self._passed_on = True
+        for process, _ in self._running.values():
             if process.is_alive():
-                log.warning("%s did not stop within %.0f s; ending it", label, STOP_GRACE_SECONDS)
-                process.kill()
-                process.join()
-        self._running.clear()
+                os.kill(process.pid, signal.SIGINT)
+
+    def close(self, cause: type[BaseException] | None = None) -> None:
+        """Let the running children leave, and end any still there after ``STOP_GRACE_SECONDS``.
+
+        When the sweep stops early (``cause``, the exception that stops it: a SIGTERM, a SIGINT that
+        came to this process alone, a child's error), the children are sent one SIGINT; a Ctrl-C from
+        the terminal has reached them itself. While they stop, a further SIGINT or SIGTERM to this
+        process is passed on the same way (once in all) and does not end this wait early, so that no
+        child outlives the sweep."""
+        handlers = {signum: signal.signal(signum, self._on_signal_while_closing)
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            from_terminal = cause is not None and issubclass(cause, KeyboardInterrupt) and ctrl_c_reached_the_group()
+            if self._terminated or (cause is not None and not from_terminal):
+                self._pass_on()
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for label, (process, _) in list(self._running.items()):
+                while process.is_alive() and time.monotonic() < deadline:
+                    self._drain(timeout=0.2)  # a child leaves only once what it queued is read
+                    process.join(timeout=0.1)
+                if process.is_alive():
+                    log.warning("%s did not stop within %.0f s; ending it", label, STOP_GRACE_SECONDS)
+                    process.kill()
+                    process.join()
+            self._running.clear()
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+
+    def _on_signal_while_closing(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM or not ctrl_c_reached_the_group():
+            self._pass_on()
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
         from gvae_bench.execution.runs import resolve
