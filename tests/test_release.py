@@ -89,6 +89,21 @@ def test_a_record_that_breaks_the_release_is_named(tmp_path, protocol, change, e
     assert any(line.startswith(expected) for line in audit.disagreements), audit.disagreements
 
 
+def test_the_audit_says_whether_a_run_made_on_this_machine_could_join(tmp_path, protocol):
+    """The same commit, venv and thread count give other numbers on another CPU (results/release/cross_cpu),
+    so a machine of another CPU model can not add runs: the audit says so before any is made."""
+    audit = audit_release(_release_copy(tmp_path), protocol, ["mnist"])[0]
+    assert audit.machine_line("AMD EPYC") == "  this machine: AMD EPYC, the release's CPU: a run made here can join it"
+    other = audit.machine_line("Intel(R) Xeon(R) Processor")
+    assert other.startswith("  this machine: Intel(R) Xeon(R) Processor, not the release's AMD EPYC: "
+                            "a run made here would not join it")
+    _edit(tmp_path / "release", "gvae", lambda r: r.environment.update(cpu="Intel Xeon"))
+    split = audit_release(tmp_path / "release", protocol, ["mnist"])[0]
+    assert split.machine_line("AMD EPYC") is None  # no one CPU to join: the disagreement says it
+    ok = invoke_cli("release", "--out", str(tmp_path / "empty"), "--protocol", str(PROTOCOL_PATH), "--dataset", "mnist")
+    assert ok.returncode == 0 and "this machine" not in ok.stdout  # nothing made yet: any CPU may start it
+
+
 def test_threads_other_than_the_declared_ones_break_the_release_even_when_shared(tmp_path, protocol):
     out = _release_copy(tmp_path)
     for model in ("gvae", "vae"):
@@ -111,6 +126,7 @@ def test_the_release_command_prints_the_audit_and_exits_1_when_the_runs_disagree
     assert ok.returncode == 0, ok.stderr
     assert "mnist: 2 of 25 declared runs of reference v1" in ok.stdout and "one release: commit c9cbcae9e133" in ok.stdout
     assert "training left: about " in ok.stdout and "(and wgan_gp, vae_gan, alpha_gan: no run yet to go by)" in ok.stdout
+    assert "  this machine: " in ok.stdout  # runs are missing: whether this machine may make them
     incomplete = invoke_cli("release", "--out", str(out), "--protocol", str(PROTOCOL_PATH), "--complete")
     assert incomplete.returncode == 1
     _edit(out, "vae", lambda r: r.git.update(dirty=True))
@@ -143,3 +159,35 @@ def test_two_configurations_of_one_model_are_a_disagreement_not_a_release(tmp_pa
     audit = audit_release(out, protocol, ["mnist"])[0]
     assert not audit.consistent and ("gvae", 0) not in audit.found
     assert audit.disagreements[0].startswith("gvae: several configurations under profile tuned (0123456789, ")
+
+
+def test_the_reading_of_the_cross_cpu_reruns_is_what_their_reports_say():
+    """results/release/cross_cpu/README.md: each row of its table recomputes from that rerun's
+    reproduce.json; the same reruns on the release's own CPU model (the release's reproduce runs) gave
+    every metric again exactly; the losses and the MMD bandwidth it quotes are the records'."""
+    import csv
+    import re
+    import statistics
+
+    folder = RELEASE / "cross_cpu"
+    text = (folder / "README.md").read_text()
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| ([\d.]+) \| (\d+) \| (\w+) ([\d.]+) \|$", text, flags=re.M)
+    assert [row[0] for row in rows] == ["vae", "vae_gan"]
+    for model, count, median, at_least_one, largest, fraction in rows:
+        (report,) = (folder / "runs" / "mnist" / model).glob("tuned-*/seed0/reproduce.json")
+        fractions = {r["metric"]: abs(r["fraction_of_seed_spread"]) for r in json.loads(report.read_text())["rows"]}
+        assert int(count) == len(fractions)
+        assert median == f"{statistics.median(fractions.values()):.2f}"
+        assert int(at_least_one) == sum(value >= 1 for value in fractions.values())
+        assert (largest, fraction) == (max(fractions, key=fractions.get), f"{max(fractions.values()):.2f}")
+        (same_cpu,) = (REFERENCE / "runs" / "mnist" / model).glob("tuned-*/seed0/reproduce.json")
+        assert all(r["difference"] == 0 for r in json.loads(same_cpu.read_text())["rows"])
+        recorded = read_record(same_cpu.parent)
+        rerun = read_record(report.parent)
+        assert (recorded.environment["cpu"], rerun.environment["cpu"]) == ("AMD EPYC", "Intel(R) Xeon(R) Processor")
+        bandwidths = [r.metrics["mmd"]["details"]["bandwidth"] for r in (recorded, rerun)]
+        assert abs(bandwidths[0] - bandwidths[1]) <= 1e-15 * bandwidths[0]
+    step10 = [next(r for r in csv.DictReader((path / "losses.csv").open()) if r["step"] == "10")["loss"]
+              for path in (next((REFERENCE / "runs/mnist/vae").glob("tuned-*/seed0")),
+                           next((folder / "runs/mnist/vae").glob("tuned-*/seed0")))]
+    assert f"VAE loss {float(step10[0]):.2f} against {float(step10[1]):.2f}" in text

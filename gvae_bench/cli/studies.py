@@ -105,6 +105,7 @@ def release_command(out: Path, protocol_path: Path | None, datasets: tuple[str, 
     Exit 1 when they do not (with --complete, also while runs are missing)."""
     from gvae_bench.results.protocol import PROTOCOL_FILE, read_protocol
     from gvae_bench.execution.training import duration_text
+    from gvae_bench.execution.records import cpu_model
     from gvae_bench.results.release import audit_release
 
     path = protocol_path or out / PROTOCOL_FILE
@@ -118,6 +119,9 @@ def release_command(out: Path, protocol_path: Path | None, datasets: tuple[str, 
     for audit in audits:
         for line in audit.lines():
             click.echo(line)
+        machine = audit.machine_line(cpu_model()) if audit.missing else None
+        if machine:
+            click.echo(machine)
         seconds, unknown = audit.training_left()
         if audit.missing and seconds:
             click.echo(f"  training left: about {duration_text(seconds)} of runs one after another, at each model's "

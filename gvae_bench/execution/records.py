@@ -235,7 +235,8 @@ def git_commit() -> dict[str, Any]:
                 "source": "installed distribution"}
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """This machine's CPU model, as a record's ``environment.cpu`` names it."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith(("model name", "hardware", "cpu model")):
@@ -251,7 +252,7 @@ def environment(device: str, threads: int) -> dict[str, Any]:
     import torch
 
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else None
-    return {"torch_threads": threads, "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu,
+    return {"torch_threads": threads, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu,
             "device": device, "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "cudnn_deterministic": torch.backends.cudnn.deterministic, "platform": platform.platform()}
 

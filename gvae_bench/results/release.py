@@ -144,6 +144,18 @@ class ReleaseAudit:
                 unknown.append(model)
         return seconds, unknown
 
+    def machine_line(self, cpu: str) -> str | None:
+        """Whether a run made on a machine with CPU model ``cpu`` could join the runs found (the CPU is a
+        release field: the same commit and thread count give other numbers on another CPU); None before
+        any run exists or while the found runs disagree on their CPU."""
+        release_cpu = self.shared.get("CPU")
+        if release_cpu is None:
+            return None
+        if cpu == release_cpu:
+            return f"  this machine: {cpu}, the release's CPU: a run made here can join it"
+        return (f"  this machine: {cpu}, not the release's {release_cpu}: a run made here would not join it "
+                "(make the release's runs on a machine of its CPU model)")
+
     def lines(self) -> list[str]:
         """What a person reads: the count, the missing runs by model, then agreement or each disagreement."""
         head = f"{self.dataset}: {len(self.found)} of {len(self.declared)} declared runs of {self.protocol}"
