@@ -62,6 +62,17 @@ def test_files_mark_published_rows_best_row_and_provenance(out):
     assert csv[0].startswith("row_kind,model") and sum(line.startswith("published,") for line in csv) == 4
 
 
+def test_a_table_names_the_cpu_models_of_its_runs_and_says_when_they_are_several(out):
+    text = write_leaderboards(out, "mnist")[2].read_text()
+    assert "- CPU model(s) of the runs: not recorded (5)\n" in text  # the records above name no CPU
+    folder = out / "runs" / "mnist" / "b" / "x" / "seed0"
+    record = json.loads((folder / "record.json").read_text())
+    write_record(folder, {**record, "environment": {"cpu": "Intel(R) Xeon(R) Processor", "torch_threads": 1}})
+    text = write_leaderboards(out, "mnist")[2].read_text()
+    assert ("- CPU model(s) of the runs: Intel(R) Xeon(R) Processor (1), not recorded (4); the same seed on another "
+            "CPU model is another run (results/release/cross_cpu)") in text
+
+
 def test_table5_appears_when_a_model_ran_at_several_latent_sizes(tmp_path):
     for latent, value in ((100, 0.3), (1000, 0.1)):
         for seed in (0, 1):

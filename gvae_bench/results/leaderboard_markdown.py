@@ -4,7 +4,7 @@ the interval method of each column, the likelihood protocol and the seeds-or-env
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import pandas as pd
@@ -137,6 +137,17 @@ def _not_estimated_lines(records: list[RunRecord], names: list[str], table: str)
     return [f"- `{name}`: n/a in every run: {'; '.join(sorted(texts))}" for name, texts in sorted(reasons.items())]
 
 
+def cpu_line(records: list[RunRecord]) -> str:
+    """The CPU models the runs were made on, with their counts. The CPU model is part of what makes a
+    run: the same commit, seed and thread count give other numbers on another one
+    (results/release/cross_cpu), so a table over several says so."""
+    counts = Counter(str((record.environment or {}).get("cpu") or "not recorded") for record in records)
+    line = "- CPU model(s) of the runs: " + ", ".join(f"{cpu} ({n})" for cpu, n in sorted(counts.items()))
+    if len(counts) > 1:
+        line += "; the same seed on another CPU model is another run (results/release/cross_cpu)"
+    return line
+
+
 def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, bool], table: str,
                 dataset: str, records: list[RunRecord], reproductions: list[Any] = ()) -> str:
     """The table in Markdown: one block per profile, each with its evaluation protocol written
@@ -158,6 +169,7 @@ def to_markdown(frame: pd.DataFrame, names: list[str], directions: dict[str, boo
     lines += _not_estimated_lines(records, names, table)
     commits = sorted({c for cs in measured.commits for c in cs.split()})
     lines.append(f"- commit(s): {', '.join(commits) or 'unknown'}; built {now()} from {len(records)} run record(s)")
+    lines.append(cpu_line(records))
     lines.append("- cells: mean over seeds [95 % confidence interval] (n = finished seeds); **bold**: the best row "
                  "of its block and every row not separated from it, letters: rank groups within the block (rows "
                  "sharing a letter are not separated; a `·2` suffix marks a second evaluation protocol within one "
