@@ -133,12 +133,14 @@ def test_two_workers_give_the_table_of_one_worker_and_overlap_in_time(tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT",), ("SIGINT", "SIGTERM")])
-def test_a_signal_to_the_runner_alone_stops_its_children_after_they_save(tmp_path, data_root, signals):
+@pytest.mark.parametrize("signals, sigint_ignored", [(("SIGTERM",), False), (("SIGINT",), False),
+                                                     (("SIGINT", "SIGTERM"), False), (("SIGTERM",), True)])
+def test_a_signal_to_the_runner_alone_stops_its_children_after_they_save(tmp_path, data_root, signals, sigint_ignored):
     """SIGTERM or SIGINT to the parent process only (a scheduler's stop, ``kill`` of a sweep started
     with ``nohup … &``: no terminal, so the children get no Ctrl-C of their own), and a second signal
     while they stop: the children get one SIGINT, save a checkpoint at their next step boundary and
-    stop; the runner exits 130 at once, nothing is left running."""
+    stop; the runner exits 130 at once, nothing is left running. Also when the runner starts with
+    SIGINT ignored (a background job of a shell without job control), which its children inherit."""
     import os
     import signal
     import subprocess
@@ -153,8 +155,10 @@ def test_a_signal_to_the_runner_alone_stops_its_children_after_they_save(tmp_pat
             "--seeds", "0,1", "--workers", "2", "--set", "train.steps=200000", "--set", "train.checkpoint_every=100000",
             "--out", str(tmp_path)]
     env = {**os.environ, "GVAE_BENCH_OFFLINE": "1", "GVAE_BENCH_DATA": str(data_root)}
+    disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL  # not whatever this test run inherited
     runner = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
+                              text=True, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     try:
         deadline = time.monotonic() + 240
         while len(list(tmp_path.glob("runs/ring8/vae/*/seed*/record.json"))) < 2:  # both runs have started
@@ -162,9 +166,8 @@ def test_a_signal_to_the_runner_alone_stops_its_children_after_they_save(tmp_pat
             time.sleep(0.5)
         time.sleep(8)  # and are in their training loops
         stopped_at = time.monotonic()
-        for name in signals:
+        for name in signals:  # a second one at once: it comes while the children save and stop
             runner.send_signal(getattr(signal, name))
-            time.sleep(1)
         out, err = runner.communicate(timeout=120)
         assert time.monotonic() - stopped_at < 60, "the children were not told: the runner waited them out"
     finally:

@@ -16,6 +16,9 @@ Ctrl-C reaches every process of the terminal's group: each child stops its run (
 saves a checkpoint first) and the executor cancels the runs not yet started. A SIGINT or SIGTERM sent
 to this process alone (``kill``, a scheduler, a sweep started with ``nohup … &``) is passed on to the
 children as SIGINT, once; a further signal while the children are stopping does not cut that short.
+A child acts on that SIGINT even when the sweep was started with SIGINT ignored (a background job of
+a shell without job control, such as ``nohup … &`` in a script); the runner itself then stops on
+SIGTERM, as any such job does.
 """
 
 from __future__ import annotations
@@ -194,6 +197,9 @@ def _child_main(spec: RunSpec, label: str, threads: int, plugins: tuple[str, ...
     from gvae_bench.registry import load_plugin_file, load_plugins
 
     os.environ["TQDM_DISABLE"] = "1"  # one overall line in the parent instead of a bar per child
+    # SIGINT is the parent's request to save and stop: act on it even where the sweep was started with it
+    # ignored (a background job of a shell without job control, as `nohup … &` in a script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(log_level)
     logging.getLogger("gvae_bench.progress").setLevel(logging.WARNING)
@@ -253,64 +259,64 @@ class ParallelLocalExecutor:
         self._running: dict[str, tuple[Any, RunSpec]] = {}
         self._outcomes: dict[str, tuple[str, Any]] = {}
         self._messages: Any = None
-        self._terminated = False
+        self._stopping = False
         self._passed_on = False
-        self._old_term: Any = None
+        self._told: set[int] = set()  # the children sent their SIGINT
+        self._old_handlers: dict[int, Any] = {}
 
     def __enter__(self) -> "ParallelLocalExecutor":
-        self._old_term = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._old_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_stop_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT stays ignored
+            self._old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop_signal)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close(cause=exc_type)
-        signal.signal(signal.SIGTERM, self._old_term)
+        try:
+            self.close(cause=exc_type)
+        finally:
+            for signum, handler in self._old_handlers.items():
+                signal.signal(signum, handler)
+            self._old_handlers.clear()
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._terminated = True
-        raise KeyboardInterrupt
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        """A SIGTERM, or a SIGINT that is not the terminal's Ctrl-C (which reaches the children itself),
+        is passed on to the children at once; the first such signal stops the sweep (KeyboardInterrupt),
+        and a later one, while the children save and stop, does not cut that short."""
+        if signum == signal.SIGTERM or not ctrl_c_reached_the_group():
+            self._pass_on()
+        if not self._stopping:
+            self._stopping = True
+            raise KeyboardInterrupt
 
     def _pass_on(self) -> None:
-        """Send SIGINT to each child still alive, once: each saves at its next step boundary and stops (a
-        second SIGINT would make a child stop at once, without saving)."""
-        if self._passed_on:
-            return
+        """Send SIGINT to each child alive and not yet sent one: each saves at its next step boundary and
+        stops (a second SIGINT would make a child stop at once, without saving)."""
         self._passed_on = True
-        for process, _ in self._running.values():
-            if process.is_alive():
+        for process, _ in list(self._running.values()):
+            if process.pid is not None and process.pid not in self._told and process.is_alive():
+                self._told.add(process.pid)
                 os.kill(process.pid, signal.SIGINT)
 
     def close(self, cause: type[BaseException] | None = None) -> None:
         """Let the running children leave, and end any still there after ``STOP_GRACE_SECONDS``.
 
-        When the sweep stops early (``cause``, the exception that stops it: a SIGTERM, a SIGINT that
-        came to this process alone, a child's error), the children are sent one SIGINT; a Ctrl-C from
-        the terminal has reached them itself. While they stop, a further SIGINT or SIGTERM to this
-        process is passed on the same way (once in all) and does not end this wait early, so that no
-        child outlives the sweep."""
-        handlers = {signum: signal.signal(signum, self._on_signal_while_closing)
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            from_terminal = cause is not None and issubclass(cause, KeyboardInterrupt) and ctrl_c_reached_the_group()
-            if self._terminated or (cause is not None and not from_terminal):
-                self._pass_on()
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            for label, (process, _) in list(self._running.items()):
-                while process.is_alive() and time.monotonic() < deadline:
-                    self._drain(timeout=0.2)  # a child leaves only once what it queued is read
-                    process.join(timeout=0.1)
-                if process.is_alive():
-                    log.warning("%s did not stop within %.0f s; ending it", label, STOP_GRACE_SECONDS)
-                    process.kill()
-                    process.join()
-            self._running.clear()
-        finally:
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
-
-    def _on_signal_while_closing(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGTERM or not ctrl_c_reached_the_group():
-            self._pass_on()
+        When the sweep stops early (``cause``, the exception that stops it: a signal, a child's error),
+        the children are sent one SIGINT unless the terminal's Ctrl-C has reached them itself."""
+        self._stopping = True
+        from_terminal = cause is not None and issubclass(cause, KeyboardInterrupt) and ctrl_c_reached_the_group()
+        if self._passed_on or (cause is not None and not from_terminal):
+            self._pass_on()  # (again: a child that started as the signal came)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for label, (process, _) in list(self._running.items()):
+            while process.is_alive() and time.monotonic() < deadline:
+                self._drain(timeout=0.2)  # a child leaves only once what it queued is read
+                process.join(timeout=0.1)
+            if process.is_alive():
+                log.warning("%s did not stop within %.0f s; ending it", label, STOP_GRACE_SECONDS)
+                process.kill()
+                process.join()
+        self._running.clear()
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[tuple[RunRecord, Outcome]]:
         from gvae_bench.execution.runs import resolve
@@ -334,8 +340,8 @@ class ParallelLocalExecutor:
         plugins = tuple(str(Path(p).absolute()) for p in self.plugins)
         process = context.Process(target=_child_main, name=f"gvae-bench run {label}",
                                   args=(spec, label, self.threads, plugins, log_level, self._messages))
+        self._running[label] = (process, spec)  # before it starts: a stop signal from here on reaches it
         process.start()
-        self._running[label] = (process, spec)
 
     def _results(self, waiting: list[tuple[str, RunSpec]]) -> Iterator[tuple[RunRecord, Outcome]]:
         last_line = 0.0
