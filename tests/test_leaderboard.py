@@ -70,7 +70,7 @@ def test_a_table_names_the_cpu_models_of_its_runs_and_says_when_they_are_several
     write_record(folder, {**record, "environment": {"cpu": "Intel(R) Xeon(R) Processor", "torch_threads": 1}})
     text = write_leaderboards(out, "mnist")[2].read_text()
     assert ("- CPU model(s) of the runs: Intel(R) Xeon(R) Processor (1), not recorded (4); the same seed on another "
-            "CPU model is another run (results/release/cross_cpu)") in text
+            "CPU model is another run (results/reference/cross_cpu)") in text
 
 
 def test_table5_appears_when_a_model_ran_at_several_latent_sizes(tmp_path):

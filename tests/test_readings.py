@@ -64,6 +64,9 @@ def test_a_reading_that_cites_a_missing_row_is_an_error_not_an_empty_string(tmp_
     (out / "README.md.j2").write_text("{{ nothing }}\n")
     with pytest.raises(UserError, match="undefined"):
         render(out)
+    (out / "README.md.j2").write_text("{{ reproduce('runs/mnist/vae/x/seed0') }}\n")  # a report not in the folder
+    with pytest.raises(UserError, match="cites runs/mnist/vae/x/seed0/reproduce.json, which does not exist"):
+        render(out)
 
 
 def test_a_claim_the_tables_no_longer_bear_out_stops_the_render(tmp_path):

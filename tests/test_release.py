@@ -90,7 +90,7 @@ def test_a_record_that_breaks_the_release_is_named(tmp_path, protocol, change, e
 
 
 def test_the_audit_says_whether_a_run_made_on_this_machine_could_join(tmp_path, protocol):
-    """The same commit, venv and thread count give other numbers on another CPU (results/release/cross_cpu),
+    """The same commit, venv and thread count give other numbers on another CPU (results/reference/cross_cpu),
     so a machine of another CPU model can not add runs: the audit says so before any is made."""
     audit = audit_release(_release_copy(tmp_path), protocol, ["mnist"])[0]
     assert audit.machine_line("AMD EPYC") == "  this machine: AMD EPYC, the release's CPU: a run made here can join it"
@@ -162,14 +162,14 @@ def test_two_configurations_of_one_model_are_a_disagreement_not_a_release(tmp_pa
 
 
 def test_the_reading_of_the_cross_cpu_reruns_is_what_their_reports_say():
-    """results/release/cross_cpu/README.md: each row of its table recomputes from that rerun's
+    """results/reference/cross_cpu/README.md: each row of its table recomputes from that rerun's
     reproduce.json; the same reruns on the release's own CPU model (the release's reproduce runs) gave
     every metric again exactly; the losses and the MMD bandwidth it quotes are the records'."""
     import csv
     import re
     import statistics
 
-    folder = RELEASE / "cross_cpu"
+    folder = REFERENCE / "cross_cpu"
     text = (folder / "README.md").read_text()
     rows = re.findall(r"^\| (\w+) \| (\d+) \| ([\d.]+) \| (\d+) \| (\w+) ([\d.]+) \|$", text, flags=re.M)
     assert [row[0] for row in rows] == ["vae", "vae_gan"]

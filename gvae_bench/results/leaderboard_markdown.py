@@ -140,11 +140,11 @@ def _not_estimated_lines(records: list[RunRecord], names: list[str], table: str)
 def cpu_line(records: list[RunRecord]) -> str:
     """The CPU models the runs were made on, with their counts. The CPU model is part of what makes a
     run: the same commit, seed and thread count give other numbers on another one
-    (results/release/cross_cpu), so a table over several says so."""
+    (results/reference/cross_cpu), so a table over several says so."""
     counts = Counter(str((record.environment or {}).get("cpu") or "not recorded") for record in records)
     line = "- CPU model(s) of the runs: " + ", ".join(f"{cpu} ({n})" for cpu, n in sorted(counts.items()))
     if len(counts) > 1:
-        line += "; the same seed on another CPU model is another run (results/release/cross_cpu)"
+        line += "; the same seed on another CPU model is another run (results/reference/cross_cpu)"
     return line
 
 

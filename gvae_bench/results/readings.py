@@ -76,12 +76,15 @@ class Tables:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
 
-    @lru_cache(maxsize=None)
-    def rows(self, relative: str) -> tuple[dict[str, str], ...]:
+    def _file(self, relative: str) -> Path:
         path = self.out / relative
         if not path.is_file():
             raise UserError(f"a reading cites {relative}, which does not exist under {self.out}")
-        with open(path, newline="", encoding="utf-8") as handle:
+        return path
+
+    @lru_cache(maxsize=None)
+    def rows(self, relative: str) -> tuple[dict[str, str], ...]:
+        with open(self._file(relative), newline="", encoding="utf-8") as handle:
             return tuple(csv.DictReader(handle))
 
     def _one(self, relative: str, what: str, rows: list[dict[str, str]]) -> dict[str, str]:
@@ -143,11 +146,11 @@ class Tables:
         return dict(self._one(relative, f"P({a} beats {b}) on {metric}", rows))
 
     def reproduce(self, run_dir: str) -> dict[str, float]:
-        data = json.loads((self.out / run_dir / "reproduce.json").read_text())
+        data = json.loads(self._file(f"{run_dir}/reproduce.json").read_text())
         return {row["metric"]: float(row["fraction_of_seed_spread"]) for row in data["rows"]}
 
     def curve(self, run_dir: str, metric: str) -> list[float]:
-        path = self.out / run_dir / f"curve_{metric}.csv"
+        path = self._file(f"{run_dir}/curve_{metric}.csv")
         lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
         return [float(row["value"]) for row in csv.DictReader(lines)]
 
