@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -229,8 +230,6 @@ def ctrl_c_reached_the_group() -> bool:
     """Whether a SIGINT here is the terminal's Ctrl-C, which reaches the children too: this process's
     group is the foreground group of the terminal on its standard input. False without a terminal
     (``nohup … &``, a scheduler, a test harness), where a SIGINT came from ``kill`` to this process."""
-    import sys
-
     try:
         return sys.stdin is not None and sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
     except (OSError, ValueError):

@@ -16,6 +16,7 @@ the render of its template. A template names what it quotes by what it is, never
 - ``confirmatory(dataset, metric, a, b)``: a row of the protocol's family (``confirmatory.csv``);
 - ``aggregate(model)`` / ``improvement(metric, a, b)``: the cross-benchmark tables;
 - ``reproduce(run_dir)``: a ``reproduce.json``'s fractions of the seed spread, by metric;
+- ``largest_move(*run_dirs)``: the largest of those fractions over several runs, with its metric and run;
 - ``curve(run_dir, metric)``: a ``curve_<metric>.csv`` as a list of values;
 - ``pairs(dataset, table, profile)``: all comparisons rows of one table and profile;
 - ``check(condition, claim)``: renders nothing when ``condition`` holds and stops the render with
@@ -149,6 +150,13 @@ class Tables:
         data = json.loads(self._file(f"{run_dir}/reproduce.json").read_text())
         return {row["metric"]: float(row["fraction_of_seed_spread"]) for row in data["rows"]}
 
+    def largest_move(self, *run_dirs: str) -> dict[str, Any]:
+        """Over the ``reproduce.json`` of each of ``run_dirs``: ``value``, the largest absolute fraction
+        of the seed spread; ``metric`` and ``run`` (the run's folder), where it is; ``n``, the values."""
+        moves = [(abs(x), metric, run) for run in run_dirs for metric, x in self.reproduce(run).items()]
+        value, metric, run = max(moves, key=lambda move: move[0])
+        return {"value": value, "metric": metric, "run": run, "n": len(moves)}
+
     def curve(self, run_dir: str, metric: str) -> list[float]:
         path = self._file(f"{run_dir}/curve_{metric}.csv")
         lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
@@ -167,12 +175,11 @@ def render(out: Path, template: Path | None = None) -> str:
     out = Path(out)
     template = Path(template) if template else out / TEMPLATE
     env = Environment(loader=FileSystemLoader([template.parent, MACROS.parent]), undefined=StrictUndefined,
-                      keep_trailing_newline=True,
-                      autoescape=False)
+                      keep_trailing_newline=True, autoescape=False)
     env.filters.update(g=g, f=f, p=p)
     tables = Tables(out)
     env.globals.update({name: getattr(tables, name) for name in (
-        "cell", "reference", "bold", "pair", "pairs", "confirmatory", "aggregate", "improvement", "reproduce", "curve")})
+        "cell", "reference", "bold", "pair", "pairs", "confirmatory", "aggregate", "improvement", "reproduce", "largest_move", "curve")})
     env.globals.update(abs=abs, min=min, max=max, zip=zip, len=len, check=check)
     try:
         return env.get_template(template.name).render()
