@@ -191,3 +191,26 @@ def test_the_reading_of_the_cross_cpu_reruns_is_what_their_reports_say():
               for path in (next((REFERENCE / "runs/mnist/vae").glob("tuned-*/seed0")),
                            next((folder / "runs/mnist/vae").glob("tuned-*/seed0")))]
     assert f"VAE loss {float(step10[0]):.2f} against {float(step10[1]):.2f}" in text
+
+
+def test_the_kernel_pin_reading_is_what_its_tables_say():
+    """results/reference/cross_cpu/README.md: the counts it quotes from kernel_pins/*.csv (settings tried,
+    settings giving a logged row identical to the record's, settings with the step-10 loss alone equal)."""
+    import csv
+    import re
+
+    folder = REFERENCE / "cross_cpu"
+    text = " ".join((folder / "README.md").read_text().split())
+    tables = {name: list(csv.DictReader((folder / "kernel_pins" / f"{name}_vae.csv").open()))
+              for name in ("mnist", "fashion")}
+    settings = {len(rows) for rows in tables.values()}
+    assert settings == {48}
+    assert len({(r["aten_cpu_capability"], r["onednn_max_cpu_isa"], r["mkl"]) for r in tables["mnist"]}) == 48
+    identical = [sum(int(r["rows_identical"]) > 0 for r in rows) for rows in tables.values()]
+    assert f"under each of 48 kernel settings" in text and f"{identical[0]} of 48 each" in text
+    assert identical[0] == identical[1]
+    loss_equal = [sum(r["first_loss_here"] == r["first_loss_committed"] for r in rows) for rows in tables.values()]
+    assert re.search(rf"under {loss_equal[0]} \(MNIST\) and {loss_equal[1]} \(Fashion-MNIST\) settings", text)
+    for rows in tables.values():
+        assert {r["cpu"] for r in rows} == {"Intel(R) Xeon(R) Processor"}
+        assert all(r["rows"] == "3" and r["steps"] == "30" for r in rows)
