@@ -4,6 +4,7 @@ noise, the real features' disk cache, and the same numbers as a run's evaluation
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,23 @@ def test_the_command_prints_a_table_and_refuses_bad_input_with_exit_2(digit_fold
     done = run_cli("score", "--real", str(digit_folder), "--fake", str(empty), "--out", str(tmp_path / "x"))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"Error: {empty}: holds no PNG or JPEG images (.png, .jpg, .jpeg)"]
+
+
+def test_the_command_tells_each_metric_as_it_goes_and_records_its_seconds(digit_folder: Path, tmp_path: Path) -> None:
+    """A long score (tens of thousands of samples) is watched: stderr names each metric as it starts, then its
+    value and time; scores.json keeps each metric's seconds apart from its values."""
+    done = run_cli("score", "--real", str(digit_folder), "--fake", str(digit_folder), "--metrics", "mmd,ms_ssim,fid",
+                   "--pairs", "50", "--out", str(tmp_path / "scores"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    started = [i for i, line in enumerate(lines) if "mmd: scoring 200 fake against 200 real samples" in line]
+    ended = [i for i, line in enumerate(lines) if re.search(r"mmd = -?[\d.e-]+ \(0m\d\ds\)$", line)]
+    assert len(started) == len(ended) == 1 and started[0] < ended[0]
+    assert any("ms_ssim: scoring 200 fake" in line for line in lines[ended[0]:])
+    assert any(line.endswith("fid = n/a (0m00s)") for line in lines)
+    written = json.loads((tmp_path / "scores" / "scores.json").read_text())
+    assert set(written["seconds"]) == {"mmd", "ms_ssim", "fid"} and all(s >= 0 for s in written["seconds"].values())
+    assert "needs --dataset" in written["metrics"]["fid"]["na"]
 
 
 def test_the_real_sets_features_are_cached_by_content(monkeypatch, tmp_path: Path) -> None:

@@ -65,9 +65,13 @@ def score_command(real: str, fake: str, dataset: str | None, metrics_text: str |
                   n: int | None, seed: int, pairs: int, range_text: str | None, data_root: Path | None, out: Path,
                   no_cache: bool) -> None:
     """Score a set of images against a real set with the harness's metrics; prints a table and writes
-    OUT/scores.csv and OUT/scores.json (sample counts, the sets' and the classifier's SHA-256, versions)."""
+    OUT/scores.csv and OUT/scores.json (sample counts, the sets' and the classifier's SHA-256, versions,
+    each metric's seconds); a line on stderr as each metric starts and ends."""
+    import logging
+
     from gvae_bench.scoring import score
 
+    logging.getLogger("gvae_bench.progress").setLevel(logging.INFO)  # a line on stderr as each metric starts and ends
     metrics = None
     if metrics_text is not None:
         metrics = [part.strip() for part in metrics_text.split(",") if part.strip()]

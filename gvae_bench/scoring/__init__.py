@@ -33,6 +33,7 @@ import csv
 import hashlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +41,7 @@ from typing import Any, Callable
 import torch
 
 from gvae_bench.errors import UserError
+from gvae_bench.execution.training import duration_text, progress_log
 from gvae_bench.scoring.inputs import ImageSet, load_image_set
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,11 @@ def _subset(images: torch.Tensor, n: int, seed: int, purpose: str) -> torch.Tens
 class ScoreResult:
     """The metrics of one ``score`` call and what makes them traceable: each metric's ``value``, ``reference``,
     sample counts and ``details`` (or ``na`` with the reason), the sets' sources, counts and SHA-256, the
-    classifier's version and SHA-256, the seed and the software versions."""
+    classifier's version and SHA-256, the seed and the software versions.
+
+    ``provenance["seconds"]`` holds each metric's wall time on this machine, apart from the values (which do not
+    depend on it): the first metric that reads the domain classifier's features also computes them, and of two
+    metrics that share one computation (precision and recall, density and coverage) the first pays for it."""
 
     metrics: dict[str, dict[str, Any]]
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -337,9 +343,15 @@ def score(real: Any, fake: Any, metrics: list[str] | tuple[str, ...] | None = No
                  train_all=None if train_set is None else train_set.images, extractor=extractor, cache=cache)
     functions = _metric_functions(ms_ssim_pairs, seed, mmd_block_size)
     results: dict[str, dict[str, Any]] = {}
+    seconds: dict[str, float] = {}
     for name in names:
+        progress_log.info("%s: scoring %d fake against %d real samples", name, len(data.fake), len(data.real))
+        started = time.perf_counter()
         results[name] = _one(name, functions[name], data, dataset, shape)
-    return ScoreResult(results, _provenance(sets, n, seed, dataset, extractor, data))
+        seconds[name] = round(time.perf_counter() - started, 3)
+        value = results[name]["value"]
+        progress_log.info("%s = %s (%s)", name, "n/a" if value is None else f"{value:.6g}", duration_text(seconds[name]))
+    return ScoreResult(results, {**_provenance(sets, n, seed, dataset, extractor, data), "seconds": seconds})
 
 
 def _one(name: str, function: Callable[[_Sets], Any], data: _Sets, dataset: str | None,
@@ -358,7 +370,6 @@ def _one(name: str, function: Callable[[_Sets], Any], data: _Sets, dataset: str 
         return {"value": None, "na": str(exc), **counts}
     if not math.isfinite(value):
         return {"value": None, "na": f"the value is not finite ({value})", **counts}
-    log.info("%s = %.6g", name, value)
     return {"value": float(value), "reference": None if reference is None else float(reference), **counts,
             "details": details}
 
