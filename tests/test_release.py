@@ -211,6 +211,8 @@ def test_the_kernel_pin_reading_is_what_its_tables_say():
     assert identical[0] == identical[1]
     loss_equal = [sum(r["first_loss_here"] == r["first_loss_committed"] for r in rows) for rows in tables.values()]
     assert re.search(rf"under {loss_equal[0]} \(MNIST\) and {loss_equal[1]} \(Fashion-MNIST\) settings", text)
+    protocol_doc = " ".join((REPO / "docs" / "protocol.md").read_text().split())
+    assert identical[0] == 0 and "under none of 48 settings" in protocol_doc
     for rows in tables.values():
         assert {r["cpu"] for r in rows} == {"Intel(R) Xeon(R) Processor"}
         assert all(r["rows"] == "3" and r["steps"] == "30" for r in rows)
