@@ -216,3 +216,33 @@ def test_the_kernel_pin_reading_is_what_its_tables_say():
     for rows in tables.values():
         assert {r["cpu"] for r in rows} == {"Intel(R) Xeon(R) Processor"}
         assert all(r["rows"] == "3" and r["steps"] == "30" for r in rows)
+
+
+def test_the_same_seed_on_both_cpu_models_is_what_the_records_say():
+    """results/reference/cross_cpu/README.md, Fashion-MNIST seed 0 on both CPU models: each row recomputes
+    from the release's AMD EPYC record and the replication's Intel Xeon record of that seed (each metric's
+    difference over the replication's seed spread, as `runner.py reproduce` computes it)."""
+    import re
+    import statistics
+
+    from gvae_bench.results.reproduce import compare_metrics
+
+    folder = REFERENCE / "cross_cpu"
+    section = (folder / "README.md").read_text().split("## The same seed on both CPU models", 1)[1]
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \| (\d+) \| (\w+) ([\d.]+) \|$", section, flags=re.M)
+    assert [row[0] for row in rows] == ["gvae", "wgan_gp", "alpha_gan", "vae_gan", "vae"]
+    medians = [float(row[3]) for row in rows]
+    assert min(medians) < 1 < max(medians) and all(float(row[6]) > 1 for row in rows)  # the reading below the table
+    for model, count, seeds, median, at_least_one, largest, fraction in rows:
+        amd = next(path for base in (RELEASE, REFERENCE)  # the release's runs move to results/reference when all are in
+                   for path in (base / "runs" / "fashion_mnist" / model).glob("tuned-*/seed0"))
+        intel = folder / "runs" / "fashion_mnist" / model / amd.parent.name / "seed0"
+        recorded, rerun = read_record(amd), read_record(intel)
+        assert (recorded.environment["cpu"], rerun.environment["cpu"]) == ("AMD EPYC", "Intel(R) Xeon(R) Processor")
+        assert recorded.git["commit"] == rerun.git["commit"] and not rerun.git["dirty"]
+        compared = compare_metrics(recorded, rerun, intel)
+        fractions = {r.metric: abs(r.fraction_of_seed_spread) for r in compared}
+        assert int(count) == len(fractions) and {int(seeds)} == {r.n_seeds for r in compared}
+        assert median == f"{statistics.median(fractions.values()):.2f}"
+        assert int(at_least_one) == sum(value >= 1 for value in fractions.values())
+        assert (largest, fraction) == (max(fractions, key=fractions.get), f"{max(fractions.values()):.2f}")
